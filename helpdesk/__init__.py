@@ -1,0 +1,134 @@
+"""helpdesk: a BPO service-desk for a national vaccine-distribution rollout."""
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask, request, session
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from helpdesk import config as config_module
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the application: defaults, then environment, then the explicit `config` override."""
+    instance = os.environ.get("HELPDESK_INSTANCE") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "instance")
+    app = Flask(__name__, instance_path=instance, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(config_module.load(app.instance_path))
+    app.config.from_prefixed_env("HELPDESK")
+    if config:
+        app.config.update(config)
+        if "REDIS_URL" in config and "RQ_ASYNC" not in config:
+            app.config["RQ_ASYNC"] = bool(config["REDIS_URL"])
+        if config.get("REDIS_URL") and "RATELIMIT_STORAGE_URI" not in config:
+            app.config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"]
+    _validate(app)
+    if app.config["TRUSTED_PROXIES"]:
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+
+    _init_extensions(app)
+    _register_blueprints(app)
+    _register_cli(app)
+    _register_template_helpers(app)
+    return app
+
+
+def _validate(app: Flask) -> None:
+    exempt = (app.testing or app.debug or app.config.get("HELPDESK_DEMO")
+              or os.environ.get("HELPDESK_CLI") == "1")
+    if app.config["SECRET_KEY"] == config_module.DEFAULT_SECRET_KEY and not exempt:
+        raise RuntimeError("SECRET_KEY is not set: export SECRET_KEY (or run `helpdesk demo` for the demo).")
+
+
+def _init_extensions(app: Flask) -> None:
+    from helpdesk import security
+    from helpdesk.extensions import babel, csrf, db, limiter, login_manager, migrate
+
+    engine_options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        engine_options.setdefault("connect_args", {"timeout": 30})
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
+    db.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        _sqlite_pragmas(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"),
+                     render_as_batch=True, compare_type=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = None
+    login_manager.session_protection = "strong"
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale, timezone_selector=lambda: "Asia/Tokyo")
+    limiter.init_app(app)
+    security.init_app(app)
+
+    # Import every model module so metadata (create_all, Alembic) sees all tables.
+    from helpdesk import models  # noqa: F401
+
+
+def _sqlite_pragmas(app: Flask) -> None:
+    from sqlalchemy import event
+
+    from helpdesk.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            if ":memory:" not in str(engine.url) and str(engine.url) != "sqlite://":
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+
+def _select_locale() -> str:
+    from flask_login import current_user
+
+    choice = session.get("lang")
+    if choice in ("ja", "en"):
+        return choice
+    try:
+        if current_user.is_authenticated and current_user.locale in ("ja", "en"):
+            return current_user.locale
+    except Exception:
+        pass
+    return "ja"
+
+
+def _register_blueprints(app: Flask) -> None:
+    from helpdesk.accounts import bp as accounts_bp
+    from helpdesk.api import bp as api_bp
+    from helpdesk.core import bp as core_bp
+    from helpdesk.insights import bp as insights_bp
+    from helpdesk.manuals import bp as manuals_bp
+    from helpdesk.notify import bp as notify_bp
+    from helpdesk.reports import bp as reports_bp
+    from helpdesk.sla import bp as sla_bp
+    from helpdesk.tickets import bp as tickets_bp
+
+    for bp in (core_bp, accounts_bp, tickets_bp, manuals_bp, insights_bp, sla_bp, notify_bp, reports_bp, api_bp):
+        app.register_blueprint(bp)
+    # Domains connect their signal receivers (SLA clock, notifications, webhooks, problem links).
+    from helpdesk import receivers
+
+    receivers.connect_all()
+
+
+def _register_cli(app: Flask) -> None:
+    from helpdesk.cli import register
+
+    register(app)
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from helpdesk import templating
+
+    templating.init_app(app)

@@ -1,0 +1,2 @@
+"""HTTP views of this domain."""
+from helpdesk.api import bp  # noqa: F401

@@ -1,0 +1,41 @@
+"""Who is acting, and the append-only audit trail every change writes to."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from helpdesk.accounts.models import AuditLog
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person or integration behind a change, passed explicitly into services."""
+
+    user_id: int | None
+    label: str
+    ip: str | None = None
+
+    @classmethod
+    def system(cls, label: str = "system") -> "Actor":
+        return cls(None, label)
+
+    @classmethod
+    def for_user(cls, user, ip: str | None = None) -> "Actor":
+        return cls(user.id, user.email, ip)
+
+
+def record(session, actor: Actor, action: str, object_type: str, object_id: Any = None,
+           detail: dict | None = None, summary: str | None = None) -> AuditLog:
+    """Add an audit row to the session; the caller's commit makes it durable with the change."""
+    row = AuditLog(
+        actor_id=actor.user_id,
+        actor_label=actor.label[:254],
+        action=action,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        ip=actor.ip,
+        detail=detail,
+        summary=summary,
+    )
+    session.add(row)
+    return row

@@ -1,0 +1,172 @@
+"""The `helpdesk` command: demo, init-db, seed, worker, plus each domain's commands."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from helpdesk._optional import import_optional
+
+#: Modules whose click commands join the `helpdesk` command. A module lists them in COMMANDS,
+#: or every module-level click command whose Python name ends in `_cli` is taken.
+DOMAIN_CLI_MODULES = (
+    "helpdesk.accounts.cli",
+    "helpdesk.tickets.cli",
+    "helpdesk.manuals.cli",
+    "helpdesk.insights.cli",
+    "helpdesk.sla.cli",
+    "helpdesk.notify.cli",
+    "helpdesk.reports.cli",
+    "helpdesk.api.cli",
+)
+
+
+def _create_app() -> Flask:
+    from helpdesk import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False, load_dotenv=False)
+def cli() -> None:
+    """VDS help desk: tickets, manuals and insights."""
+
+
+def main() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command == "demo":
+        os.environ.setdefault("HELPDESK_DEMO", "1")
+    elif command not in ("run", "serve"):
+        # CLI tools do not serve requests, so they may run without a production SECRET_KEY.
+        os.environ.setdefault("HELPDESK_CLI", "1")
+    cli(prog_name="helpdesk")
+
+
+def ensure_db() -> None:
+    """Bring the database schema to the latest migration (cheap when already there)."""
+    from flask_migrate import upgrade
+
+    upgrade()
+
+
+def register(app: Flask) -> None:
+    for command in (init_db, demo, seed, worker):
+        app.cli.add_command(command)
+    for name in DOMAIN_CLI_MODULES:
+        module = import_optional(name)
+        if module is None:
+            continue
+        commands = getattr(module, "COMMANDS", None)
+        if commands is None:
+            commands = [obj for attr, obj in vars(module).items()
+                        if attr.endswith("_cli") and isinstance(obj, click.Command)]
+        for command in commands:
+            app.cli.add_command(command)
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db() -> None:
+    """Create or upgrade the database schema and the reference data (categories)."""
+    from helpdesk.extensions import db
+    from helpdesk.tickets.service import ensure_categories
+
+    ensure_db()
+    ensure_categories(db.session)
+    db.session.commit()
+    click.echo("database ready")
+
+
+@click.command("seed")
+@click.option("--orgs", type=click.IntRange(0, 2_000_000), default=0, show_default=True)
+@click.option("--users", type=click.IntRange(0, 5_000_000), default=0, show_default=True)
+@click.option("--tickets", type=click.IntRange(0, 20_000_000), default=0, show_default=True)
+@click.option("--seed", "seed_value", type=int, default=1, show_default=True, help="random seed")
+@with_appcontext
+def seed(orgs: int, users: int, tickets: int, seed_value: int) -> None:
+    """Generate realistic synthetic organisations, users and tickets (bulk inserts)."""
+    import random
+    import time
+
+    from helpdesk.extensions import db
+    from helpdesk.tickets.service import ensure_categories
+
+    ensure_db()
+    ensure_categories(db.session)
+    db.session.commit()
+    rng = random.Random(seed_value)
+    started = time.perf_counter()
+    accounts_seed = import_optional("helpdesk.accounts.seed")
+    tickets_seed = import_optional("helpdesk.tickets.seed")
+    if (orgs or users) and accounts_seed is None:
+        raise click.ClickException("account seeding is not available")
+    if orgs or users:
+        made = accounts_seed.seed_accounts(db.session, orgs=orgs, users=users, rng=rng, progress=click.echo)
+        click.echo(f"organisations: {made['orgs']}, users: {made['users']}")
+    if tickets:
+        if tickets_seed is None:
+            raise click.ClickException("ticket seeding is not available")
+        made = tickets_seed.seed_tickets(db.session, tickets, rng=rng, progress=click.echo)
+        click.echo(f"tickets: {made}")
+    click.echo(f"done in {time.perf_counter() - started:.1f} s")
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, type=int, show_default=True)
+@click.option("--no-serve", is_flag=True, help="prepare the database and exit")
+@with_appcontext
+def demo(host: str, port: int, no_serve: bool) -> None:
+    """Create/upgrade the embedded DB, load manuals and demo data if empty, print logins, serve."""
+    from helpdesk.demo import DEMO_PASSWORD, load_demo
+    from helpdesk.extensions import db
+    from helpdesk.tickets.service import ensure_categories
+
+    ensure_db()
+    ensure_categories(db.session)
+    db.session.commit()
+    manuals_cli = import_optional("helpdesk.manuals.service")
+    if manuals_cli is not None and hasattr(manuals_cli, "sync_manuals"):
+        summary = manuals_cli.sync_manuals(db.session, current_app.config["MANUALS_DIR"])
+        click.echo(f"manuals: {summary}")
+    logins = load_demo(db.session)
+    click.echo("")
+    click.echo("Demo logins (password for every account: %s)" % DEMO_PASSWORD)
+    for role, email in logins:
+        click.echo(f"  {role:<14} {email}")
+    click.echo("")
+    if no_serve:
+        return
+    click.echo(f"Open http://{host}:{port}/ — press Ctrl+C to stop.")
+    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+@click.command("worker")
+@click.option("--queues", "-q", multiple=True, default=("default", "notify", "sla", "insights"), show_default=True)
+@click.option("--burst", is_flag=True, help="exit when the queues are empty")
+@with_appcontext
+def worker(queues: tuple[str, ...], burst: bool) -> None:
+    """Run an RQ worker inside the app context (requires REDIS_URL)."""
+    from rq import Queue, Worker
+
+    from helpdesk.extensions import db
+    from helpdesk.jobs import redis_connection
+
+    if not current_app.config.get("REDIS_URL"):
+        raise click.ClickException("REDIS_URL is not set: without Redis, jobs run in-process.")
+
+    class AppWorker(Worker):
+        def fork_work_horse(self, job, queue):
+            # Never share pooled connections with the forked child.
+            db.engine.dispose(close=False)
+            return super().fork_work_horse(job, queue)
+
+    connection = redis_connection()
+    sweeper = import_optional("helpdesk.notify.service")
+    if sweeper is not None and hasattr(sweeper, "requeue_due"):
+        sweeper.requeue_due(db.session)  # mail left pending while Redis was down
+    AppWorker([Queue(name, connection=connection) for name in queues], connection=connection).work(
+        burst=burst, with_scheduler=False)

@@ -1,0 +1,81 @@
+"""Settings from environment variables, with embedded defaults for a zero-setup demo."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def _list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def load(instance_path: str) -> dict:
+    """Build the configuration mapping from the environment."""
+    db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'helpdesk.db'}"
+    if db_url.startswith("postgres://"):
+        db_url = "postgresql+psycopg://" + db_url[len("postgres://"):]
+    elif db_url.startswith("postgresql://"):
+        db_url = "postgresql+psycopg://" + db_url[len("postgresql://"):]
+    redis_url = os.environ.get("REDIS_URL") or None
+    return {
+        "SECRET_KEY": os.environ.get("SECRET_KEY", DEFAULT_SECRET_KEY),
+        "HELPDESK_DEMO": _bool("HELPDESK_DEMO"),
+        "SQLALCHEMY_DATABASE_URI": db_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": redis_url,
+        # In-process jobs unless Redis is configured (the zero-setup demo).
+        "RQ_ASYNC": redis_url is not None,
+        "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000"),
+        "BABEL_DEFAULT_LOCALE": "ja",
+        "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
+        "LANGUAGES": ["ja", "en"],
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 12 * 1024 * 1024),
+        "ATTACHMENT_MAX_BYTES": _int("ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024),
+        "UPLOAD_FOLDER": os.environ.get("UPLOAD_FOLDER") or str(Path(instance_path) / "uploads"),
+        "MAIL_SERVER": os.environ.get("MAIL_SERVER", "127.0.0.1"),
+        "MAIL_PORT": _int("MAIL_PORT", 8025),
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD") or None,
+        "MAIL_USE_TLS": _bool("MAIL_USE_TLS"),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "helpdesk@example.jp"),
+        "TRACKER_WEBHOOK_URL": os.environ.get("TRACKER_WEBHOOK_URL") or None,
+        "TRACKER_WEBHOOK_SECRET": os.environ.get("TRACKER_WEBHOOK_SECRET") or None,
+        "WEBHOOK_ALLOWED_HOSTS": _list("WEBHOOK_ALLOWED_HOSTS"),
+        # Login throttling and lockout.
+        "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", 5),
+        "LOGIN_LOCK_MINUTES": _int("LOGIN_LOCK_MINUTES", 30),
+        "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "20 per minute"),
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        # Session policy: idle timeout refreshed on each request, absolute cap checked per request.
+        "SESSION_IDLE_MINUTES": _int("SESSION_IDLE_MINUTES", 30),
+        "SESSION_ABSOLUTE_HOURS": _int("SESSION_ABSOLUTE_HOURS", 12),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", not _is_local(os.environ.get("BASE_URL", ""))),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+        "PASSWORD_RESET_HOURS": _int("PASSWORD_RESET_HOURS", 24),
+        "TICKET_REOPEN_DAYS": _int("TICKET_REOPEN_DAYS", 14),
+        "TICKET_AUTOCLOSE_DAYS": _int("TICKET_AUTOCLOSE_DAYS", 7),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "MANUALS_DIR": os.environ.get("MANUALS_DIR") or str(Path(__file__).resolve().parent.parent / "manuals"),
+    }
+
+
+def _is_local(base_url: str) -> bool:
+    return base_url == "" or "127.0.0.1" in base_url or "localhost" in base_url

@@ -1,0 +1,9 @@
+"""The insights domain."""
+import logging
+
+from flask import Blueprint
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("insights", __name__, template_folder="templates")
+
+from helpdesk.insights import views  # noqa: E402,F401  (routes register on bp)

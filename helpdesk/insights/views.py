@@ -1,0 +1,2 @@
+"""HTTP views of this domain."""
+from helpdesk.insights import bp  # noqa: F401

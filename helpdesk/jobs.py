@@ -1,0 +1,88 @@
+"""The job queue: RQ on Redis when REDIS_URL is set, in-process otherwise.
+
+Jobs are plain functions taking ids and primitives. Enqueue them only after the commit that
+created the rows they read: use `enqueue_after_commit(session, ...)` from inside services.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any, Callable
+
+from flask import current_app, has_app_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+logger = logging.getLogger(__name__)
+
+_PENDING_KEY = "helpdesk_after_commit_jobs"
+
+
+def _resolve(func: Callable | str) -> Callable:
+    if callable(func):
+        return func
+    module, _, name = func.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _path(func: Callable | str) -> str:
+    return func if isinstance(func, str) else f"{func.__module__}.{func.__qualname__}"
+
+
+def redis_connection(url: str | None = None):
+    from redis import Redis
+
+    url = url or current_app.config["REDIS_URL"]
+    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+
+
+def get_queue(name: str = "default"):
+    from rq import Queue
+
+    return Queue(name, connection=redis_connection())
+
+
+def enqueue(func: Callable | str, *args: Any, queue: str = "default", **kwargs: Any) -> bool:
+    """Run `func(*args)` on a worker (RQ) or right now in-process; False if Redis was unreachable.
+
+    A failed enqueue is logged, never raised: the rows the job would read are committed and
+    the periodic sweeps (`helpdesk notify sweep`, `helpdesk sla sweep`) pick them up later.
+    """
+    app = current_app._get_current_object()
+    if app.config.get("RQ_ASYNC") and app.config.get("REDIS_URL"):
+        try:
+            get_queue(queue).enqueue(_path(func), *args, job_timeout=kwargs.pop("job_timeout", 300), **kwargs)
+            return True
+        except Exception as exc:  # redis down: the sweeper re-enqueues from the database
+            logger.warning("enqueue of %s failed (%s); left for the sweeper", _path(func), exc)
+            return False
+    # In-process: a fresh app context gives the job its own database session.
+    with app.app_context():
+        try:
+            _resolve(func)(*args)
+        except Exception:
+            logger.exception("in-process job %s%r failed", _path(func), args)
+            if app.config.get("JOBS_RAISE"):
+                raise
+    return True
+
+
+def enqueue_after_commit(session: Session, func: Callable | str, *args: Any, queue: str = "default") -> None:
+    """Enqueue once the session's current transaction commits (dropped on rollback)."""
+    session.info.setdefault(_PENDING_KEY, []).append((func, args, queue))
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    pending = session.info.pop(_PENDING_KEY, None)
+    if not pending or not has_app_context():
+        return
+    for func, args, queue in pending:
+        enqueue(func, *args, queue=queue)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    # After a savepoint rollback the outer transaction may still commit; only drop on a real rollback.
+    if not session.in_transaction():
+        session.info.pop(_PENDING_KEY, None)

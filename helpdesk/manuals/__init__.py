@@ -1,0 +1,9 @@
+"""The manuals domain."""
+import logging
+
+from flask import Blueprint
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("manuals", __name__, template_folder="templates")
+
+from helpdesk.manuals import views  # noqa: E402,F401  (routes register on bp)

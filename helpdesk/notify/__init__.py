@@ -1,0 +1,9 @@
+"""The notify domain."""
+import logging
+
+from flask import Blueprint
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("notify", __name__, template_folder="templates")
+
+from helpdesk.notify import views  # noqa: E402,F401  (routes register on bp)

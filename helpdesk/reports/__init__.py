@@ -1,0 +1,9 @@
+"""The reports domain."""
+import logging
+
+from flask import Blueprint
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("reports", __name__, template_folder="templates")
+
+from helpdesk.reports import views  # noqa: E402,F401  (routes register on bp)

@@ -1,0 +1,156 @@
+"""Request hygiene and response hardening applied to every request."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+
+from flask import Flask, abort, current_app, g, render_template, request, session
+from flask_login import current_user, logout_user
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+logger = logging.getLogger(__name__)
+
+MAX_PAGE = 10_000
+
+
+def client_ip() -> str:
+    # ProxyFix (configured by TRUSTED_PROXIES) has already rewritten remote_addr when we trust a proxy.
+    return request.remote_addr or "unknown"
+
+
+def _check_input() -> None:
+    """Reject NUL bytes and invalid UTF-8 in the URL and form fields with 400, before any view."""
+    try:
+        raw_qs = request.query_string.decode("utf-8")
+        raw_path = request.path
+    except UnicodeDecodeError:
+        abort(400)
+    if "\x00" in raw_path or "%00" in raw_qs or "\x00" in raw_qs:
+        abort(400)
+    for value in request.args.values():
+        if "\x00" in value or "\ufffd" in value:
+            abort(400)
+    page = request.args.get("page")
+    if page is not None and (not page.isdigit() or int(page) > MAX_PAGE):
+        abort(404)
+    if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
+            "application/x-www-form-urlencoded", "multipart/form-data"):
+        for value in request.form.values():
+            if "\x00" in value or "\ufffd" in value:
+                abort(400)
+
+
+def _session_timeouts() -> None:
+    if not current_user.is_authenticated:
+        return
+    now = dt.datetime.now(dt.timezone.utc).timestamp()
+    started = session.get("login_at", now)
+    idle_limit = current_app.config["SESSION_IDLE_MINUTES"] * 60
+    absolute_limit = current_app.config["SESSION_ABSOLUTE_HOURS"] * 3600
+    if now - session.get("seen_at", now) > idle_limit or now - started > absolute_limit:
+        logout_user()
+        session.clear()
+        g.session_expired = True
+        return
+    session["seen_at"] = now
+
+
+def _headers(response):
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if current_app.config.get("SESSION_COOKIE_SECURE"):
+        response.headers["Strict-Transport-Security"] = "max-age=31536000"
+    # Pages for signed-in users carry personal data: never cache them.
+    try:
+        signed_in = current_user.is_authenticated
+    except Exception:  # database down while loading the user
+        signed_in = False
+    if signed_in or request.path.startswith("/api/"):
+        response.headers["Cache-Control"] = "no-store"
+    elif "Cache-Control" not in response.headers and not request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def _error_page(code: int, title: str, message: str):
+    if _wants_json():
+        return {"type": "about:blank", "title": title, "status": code, "detail": message}, code, {
+            "Content-Type": "application/problem+json"}
+    return render_template("errors/error.html", code=code, title=title, message=message), code
+
+
+def _fresh_user() -> None:
+    # Tests push one app context around several requests; never reuse another request's user.
+    g.pop("_login_user", None)
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_fresh_user)
+    app.before_request(_check_input)
+    app.before_request(_session_timeouts)
+    app.after_request(_headers)
+
+    @app.before_request
+    def _nonce():
+        g.csp_nonce = secrets.token_urlsafe(16)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        from flask_babel import gettext as _
+
+        messages = {
+            400: _("リクエストの内容を読み取れませんでした。入力内容を確認してください。"),
+            403: _("このページを開く権限がありません。"),
+            404: _("ページが見つかりません。URLを確認してください。"),
+            405: _("この操作はできません。"),
+            413: _("送信されたデータが大きすぎます。ファイルのサイズを確認してください。"),
+            429: _("短時間に操作が集中しました。しばらく待ってからもう一度お試しください。"),
+        }
+        code = exc.code or 500
+        return _error_page(code, exc.name, messages.get(code, exc.description or ""))
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(DBAPIError)
+    def _db_down(exc):
+        from helpdesk.extensions import db
+
+        logger.error("database error: %s", exc.__class__.__name__)
+        try:
+            db.session.rollback()
+        except Exception:  # the connection itself may be gone
+            pass
+        return _error_page(503, "Service Unavailable",
+                           "ただいまシステムが一時的に利用できません。しばらくしてからもう一度お試しください。")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc):
+        if isinstance(exc, HTTPException):
+            return _http_error(exc)
+        logger.exception("unhandled error")
+        return _error_page(500, "Internal Server Error",
+                           "システムでエラーが発生しました。お手数ですが時間をおいてもう一度お試しください。")
+
+
+def safe_next(target: str | None) -> str | None:
+    """Return `target` only if it is a path on this site (no scheme, no host, no backslash tricks)."""
+    if not target or not isinstance(target, str):
+        return None
+    target = target.strip()
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(ch in target for ch in "\r\n\x00") or target.startswith("/\t"):
+        return None
+    return target

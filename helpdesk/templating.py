@@ -1,0 +1,68 @@
+"""Jinja filters and globals: Tokyo times, navigation by role, labels."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Flask, request, url_for
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from helpdesk.common import TOKYO
+
+STATUS_LABELS = {"new": _l("新規"), "open": _l("対応中"), "pending": _l("回答待ち"), "escalated": _l("エスカレーション中"),
+                 "resolved": _l("解決済み"), "closed": _l("完了")}
+ROLE_LABELS = {"municipality": _l("自治体"), "clinic": _l("医療機関"), "wholesaler": _l("卸業者"), "common": _l("共通")}
+CHANNEL_LABELS = {"phone": _l("電話"), "web": _l("Web"), "email": _l("メール"), "api": _l("API")}
+USER_ROLE_LABELS = {"requester": _l("利用者"), "agent": _l("オペレーター"), "specialist": _l("専門担当"),
+                    "supervisor": _l("スーパーバイザー"), "product_owner": _l("プロダクトオーナー"), "admin": _l("管理者")}
+
+#: (endpoint, label, roles allowed; empty = any signed-in user)
+NAV = [
+    ("tickets.portal", _l("お問い合わせ"), ("requester",)),
+    ("tickets.queue", _l("キュー"), ("agent", "specialist", "supervisor", "admin")),
+    ("tickets.intake", _l("電話受付"), ("agent", "specialist", "supervisor", "admin")),
+    ("manuals.index", _l("マニュアル"), ()),
+    ("insights.index", _l("分析"), ("product_owner", "supervisor", "admin")),
+    ("reports.monthly", _l("月次報告"), ("product_owner", "supervisor", "admin")),
+    ("accounts.activation", _l("利用開始状況"), ("supervisor", "admin")),
+    ("accounts.admin_home", _l("管理"), ("admin",)),
+]
+
+
+def tokyo(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(TOKYO).strftime(fmt)
+
+
+def iso(value: dt.datetime | None) -> str:
+    return value.astimezone(TOKYO).isoformat() if value else ""
+
+
+def nav_items() -> list[tuple[str, str, bool]]:
+    if not current_user.is_authenticated:
+        return [("manuals.index", str(_l("マニュアル")), request.endpoint or "")]
+    items = []
+    for endpoint, label, roles in NAV:
+        if roles and not current_user.has_role(*roles):
+            continue
+        try:
+            url = url_for(endpoint)
+        except Exception:  # a domain that has not built this page yet
+            continue
+        items.append((url, str(label), (request.endpoint or "").split(".")[0] == endpoint.split(".")[0]
+                      and (request.endpoint == endpoint or endpoint.endswith(".index"))))
+    return items
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters["tokyo"] = tokyo
+    app.jinja_env.filters["iso"] = iso
+    app.jinja_env.globals.update(
+        nav_items=nav_items, STATUS_LABELS=STATUS_LABELS, ROLE_LABELS=ROLE_LABELS,
+        CHANNEL_LABELS=CHANNEL_LABELS, USER_ROLE_LABELS=USER_ROLE_LABELS,
+        current_locale=lambda: str(get_locale() or "ja"),
+    )

@@ -1,0 +1,9 @@
+"""The tickets domain."""
+import logging
+
+from flask import Blueprint
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("tickets", __name__, template_folder="templates")
+
+from helpdesk.tickets import views  # noqa: E402,F401  (routes register on bp)

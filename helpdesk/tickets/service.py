@@ -1,0 +1,505 @@
+"""Ticket lifecycle: creation, transitions, replies, assignment, escalation, merge, links, scoping.
+
+Public functions take a session, plain values and an explicit `Actor`; they commit once at the end
+(unless `commit=False`) and raise `TicketError` subclasses for refused operations.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Iterable
+
+from sqlalchemy import Select, delete, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from helpdesk import signals
+from helpdesk.accounts.models import Organisation, User
+from helpdesk.audit import Actor
+from helpdesk.common import utcnow
+from helpdesk.text import clean_input, normalize
+from helpdesk.tickets.models import (CHANNELS, OPEN_STATUSES, PRIORITIES, TIERS, TRANSITIONS, Category,
+                                     Comment, FormNonce, Ticket, TicketArticle, TicketEvent, TicketLink,
+                                     TicketTag, parse_ref)
+
+logger = logging.getLogger(__name__)
+
+
+class TicketError(Exception):
+    """A refused ticket operation; the message is shown to the user."""
+
+
+class InvalidTransition(TicketError):
+    pass
+
+
+class NotFound(TicketError):
+    pass
+
+
+class VersionConflict(TicketError):
+    def __init__(self, ticket: Ticket):
+        super().__init__("このチケットは他の担当者が更新しました。最新の内容を確認してから保存してください。")
+        self.ticket = ticket
+
+
+class DuplicateSubmission(TicketError):
+    def __init__(self, ticket_id: int | None):
+        super().__init__("このフォームは既に送信済みです。")
+        self.ticket_id = ticket_id
+
+
+# --- scoping -------------------------------------------------------------------------------
+
+def visible_clause(user: User):
+    """The WHERE clause limiting tickets to what `user` may see (None = everything).
+
+    Staff (agent, specialist, supervisor, admin) see every ticket. A requester sees their own
+    organisation's tickets; a municipality user also sees the tickets of clinics registered under
+    their municipality (Organisation.parent_id). Users without an organisation see only their own.
+    """
+    if user.is_staff:
+        return None
+    if user.organisation_id is None:
+        return Ticket.requester_id == user.id
+    clause = Ticket.organisation_id == user.organisation_id
+    if user.org_kind == "municipality":
+        children = select(Organisation.id).where(Organisation.parent_id == user.organisation_id)
+        clause = or_(clause, Ticket.organisation_id.in_(children))
+    return clause
+
+
+def visible_tickets(user: User) -> Select:
+    stmt = select(Ticket)
+    clause = visible_clause(user)
+    return stmt if clause is None else stmt.where(clause)
+
+
+def can_see(user: User, ticket: Ticket) -> bool:
+    if user.is_staff:
+        return True
+    if user.organisation_id is None:
+        return ticket.requester_id == user.id
+    if ticket.organisation_id == user.organisation_id:
+        return True
+    return (user.org_kind == "municipality" and ticket.organisation is not None
+            and ticket.organisation.parent_id == user.organisation_id)
+
+
+def get_visible(session, user: User, ref_or_id: str | int) -> Ticket:
+    """The ticket if `user` may see it; NotFound otherwise (callers answer 404, never 403)."""
+    ticket_id = ref_or_id if isinstance(ref_or_id, int) else parse_ref(str(ref_or_id))
+    ticket = session.get(Ticket, ticket_id) if ticket_id else None
+    if ticket is None or not can_see(user, ticket):
+        raise NotFound("チケットが見つかりません。")
+    return ticket
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def _event(session, ticket: Ticket, actor: Actor, kind: str, before=None, after=None,
+           detail: dict | None = None, emit: bool = True) -> TicketEvent:
+    ev = TicketEvent(ticket_id=ticket.id, actor_id=actor.user_id, actor_label=actor.label, kind=kind,
+                     before=None if before is None else str(before),
+                     after=None if after is None else str(after), detail=detail)
+    session.add(ev)
+    session.flush()
+    if emit:
+        signals.ticket_changed.send(session, ticket=ticket, actor=actor, event=ev)
+    return ev
+
+
+def _check_version(ticket: Ticket, expected_version: int | None) -> None:
+    if expected_version is not None and int(expected_version) != ticket.version:
+        raise VersionConflict(ticket)
+
+
+def _commit(session, commit: bool) -> None:
+    if commit:
+        session.commit()
+    else:
+        session.flush()
+
+
+def refresh_search_text(session, ticket: Ticket) -> None:
+    """Rebuild the normalised search column from subject, body and every reply/note."""
+    parts = [ticket.subject or "", ticket.body or ""]
+    if ticket.id is not None:
+        parts += session.scalars(select(Comment.body).where(Comment.ticket_id == ticket.id)
+                                 .order_by(Comment.id)).all()
+    ticket.search_text = normalize("\n".join(parts))
+
+
+def category_by_code(session, code: str | None) -> Category | None:
+    if not code:
+        return None
+    category = session.scalar(select(Category).where(Category.code == code))
+    if category is None:
+        raise TicketError(f"カテゴリ「{code}」は存在しません。")
+    return category
+
+
+# --- creation ------------------------------------------------------------------------------
+
+def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channel: str = "web",
+                  requester_id: int | None = None, organisation_id: int | None = None,
+                  category: str | None = None, priority: str = "P3", tags: Iterable[str] = (),
+                  nonce: str | None = None, external_id: str | None = None,
+                  created_at: dt.datetime | None = None, context: dict | None = None,
+                  call_started_at: dt.datetime | None = None, call_ended_at: dt.datetime | None = None,
+                  resolved_on_call: bool = False, assignee_id: int | None = None,
+                  commit: bool = True) -> Ticket:
+    """Create a ticket and its 'created' event; a repeated form nonce raises DuplicateSubmission."""
+    subject = clean_input(subject, 300)
+    body = clean_input(body, 100_000)
+    if not subject:
+        raise TicketError("件名を入力してください。")
+    if channel not in CHANNELS:
+        raise TicketError(f"受付チャネル「{channel}」は使えません。")
+    if priority not in PRIORITIES:
+        raise TicketError(f"優先度「{priority}」は使えません。")
+    if nonce:
+        existing = session.get(FormNonce, nonce)
+        if existing is not None:
+            raise DuplicateSubmission(existing.ticket_id)
+    requester = session.get(User, requester_id) if requester_id else None
+    if requester_id and requester is None:
+        raise TicketError("依頼者が見つかりません。")
+    if organisation_id is None and requester is not None:
+        organisation_id = requester.organisation_id
+    organisation = session.get(Organisation, organisation_id) if organisation_id else None
+    cat = category_by_code(session, category)
+    now = created_at or utcnow()
+    ticket = Ticket(subject=subject, body=body, channel=channel, requester_id=requester_id,
+                    organisation_id=organisation_id, role=organisation.kind if organisation else None,
+                    category_id=cat.id if cat else None, category=cat, priority=priority, status="new",
+                    tier="L1", external_id=external_id, context=context, created_at=now, updated_at=now,
+                    assignee_id=assignee_id)
+    if call_started_at and call_ended_at and call_ended_at >= call_started_at:
+        ticket.call_started_at, ticket.call_ended_at = call_started_at, call_ended_at
+        ticket.handle_seconds = int((call_ended_at - call_started_at).total_seconds())
+        # Answering the call is the first response.
+        ticket.first_response_at = call_started_at
+    ticket.organisation = organisation
+    ticket.requester = requester
+    session.add(ticket)
+    for tag in {normalize_tag(t) for t in tags if normalize_tag(t)}:
+        ticket.tags.append(TicketTag(tag=tag))
+    if nonce:
+        # The primary key on form_nonces makes two concurrent posts of one form create one ticket.
+        session.add(FormNonce(nonce=nonce, created_at=now))
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        existing = session.get(FormNonce, nonce) if nonce else None
+        if existing is not None:
+            raise DuplicateSubmission(existing.ticket_id)
+        raise
+    if nonce:
+        session.get(FormNonce, nonce).ticket_id = ticket.id
+    refresh_search_text(session, ticket)
+    ev = _event(session, ticket, actor, "created", after=channel, emit=False)
+    ev.at = now
+    signals.ticket_created.send(session, ticket=ticket, actor=actor, event=ev)
+    if resolved_on_call:
+        ticket.resolved_on_first_contact = True
+        _set_status(session, ticket, "resolved", actor, at=call_ended_at or now)
+    _commit(session, commit)
+    return ticket
+
+
+def normalize_tag(tag: str) -> str:
+    return normalize(tag).replace(" ", "-")[:50]
+
+
+# --- status --------------------------------------------------------------------------------
+
+def _set_status(session, ticket: Ticket, status: str, actor: Actor, at: dt.datetime | None = None,
+                detail: dict | None = None) -> None:
+    if status == ticket.status:
+        return
+    if status not in TRANSITIONS.get(ticket.status, ()):
+        raise InvalidTransition(
+            f"ステータスを「{ticket.status}」から「{status}」には変更できません。")
+    before, now = ticket.status, at or utcnow()
+    ticket.status = status
+    if status == "resolved":
+        ticket.resolved_at = now
+    elif status == "closed":
+        ticket.closed_at = now
+    elif before == "resolved":
+        ticket.resolved_at = None
+    _event(session, ticket, actor, "status", before, status, detail)
+
+
+def change_status(session, ticket_id: int, status: str, actor: Actor, *, expected_version: int | None = None,
+                  commit: bool = True) -> Ticket:
+    ticket = _get(session, ticket_id)
+    _check_version(ticket, expected_version)
+    _set_status(session, ticket, status, actor)
+    _commit(session, commit)
+    return ticket
+
+
+def _get(session, ticket_id: int) -> Ticket:
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound("チケットが見つかりません。")
+    return ticket
+
+
+# --- field changes -------------------------------------------------------------------------
+
+def update_fields(session, ticket_id: int, actor: Actor, *, expected_version: int | None = None,
+                  priority: str | None = None, category: str | None = None, assignee_id: int | None | str = "keep",
+                  status: str | None = None, commit: bool = True) -> Ticket:
+    """Change several fields at once (one version check); each change is its own event."""
+    ticket = _get(session, ticket_id)
+    _check_version(ticket, expected_version)
+    if priority is not None and priority != ticket.priority:
+        if priority not in PRIORITIES:
+            raise TicketError(f"優先度「{priority}」は使えません。")
+        before, ticket.priority = ticket.priority, priority
+        _event(session, ticket, actor, "priority", before, priority)
+    if category is not None:
+        cat = category_by_code(session, category) if category else None
+        if (cat.id if cat else None) != ticket.category_id:
+            before = ticket.category.code if ticket.category else None
+            ticket.category_id, ticket.category = (cat.id if cat else None), cat
+            _event(session, ticket, actor, "category", before, cat.code if cat else None)
+    if assignee_id != "keep" and assignee_id != ticket.assignee_id:
+        _assign(session, ticket, assignee_id, actor)
+    if status is not None:
+        _set_status(session, ticket, status, actor)
+    _commit(session, commit)
+    return ticket
+
+
+def _assign(session, ticket: Ticket, assignee_id: int | None, actor: Actor) -> None:
+    assignee = None
+    if assignee_id is not None:
+        assignee = session.get(User, assignee_id)
+        if assignee is None or not assignee.is_staff:
+            raise TicketError("担当者に指定できるのはヘルプデスクの担当者だけです。")
+    before = ticket.assignee.email if ticket.assignee else None
+    ticket.assignee_id, ticket.assignee = assignee_id, assignee
+    if ticket.status == "new" and assignee is not None:
+        _set_status(session, ticket, "open", actor)
+    _event(session, ticket, actor, "assignee", before, assignee.email if assignee else None)
+
+
+def assign(session, ticket_id: int, assignee_id: int | None, actor: Actor, *,
+           expected_version: int | None = None, commit: bool = True) -> Ticket:
+    return update_fields(session, ticket_id, actor, expected_version=expected_version,
+                         assignee_id=assignee_id, commit=commit)
+
+
+def escalate(session, ticket_id: int, tier: str, reason: str, actor: Actor, *,
+             expected_version: int | None = None, commit: bool = True) -> Ticket:
+    """Move a ticket to L2 or dev; a reason is required and kept on the timeline."""
+    ticket = _get(session, ticket_id)
+    _check_version(ticket, expected_version)
+    reason = clean_input(reason, 2000)
+    if tier not in TIERS:
+        raise TicketError(f"エスカレーション先「{tier}」は使えません。")
+    if TIERS.index(tier) <= TIERS.index(ticket.tier):
+        raise TicketError("エスカレーションは現在より上の段階（L1 → L2 → 開発）にだけできます。")
+    if not reason:
+        raise TicketError("エスカレーションの理由を入力してください。")
+    before, ticket.tier = ticket.tier, tier
+    _event(session, ticket, actor, "escalation", before, tier, {"reason": reason})
+    if ticket.status != "escalated":
+        _set_status(session, ticket, "escalated", actor)
+    _commit(session, commit)
+    return ticket
+
+
+# --- replies -------------------------------------------------------------------------------
+
+def add_comment(session, ticket_id: int, body: str, actor: Actor, *, public: bool = True, via: str = "web",
+                message_id: str | None = None, commit: bool = True) -> Comment:
+    """Add a public reply or an internal note; a requester's reply reopens a recently resolved ticket."""
+    from flask import current_app, has_app_context
+
+    ticket = _get(session, ticket_id)
+    body = clean_input(body, 100_000)
+    if not body:
+        raise TicketError("本文を入力してください。")
+    author = session.get(User, actor.user_id) if actor.user_id else None
+    from_staff = bool(author and author.is_staff)
+    if not from_staff and not public:
+        raise TicketError("内部メモはヘルプデスクの担当者だけが書けます。")
+    if ticket.status == "closed":
+        raise TicketError("このチケットは完了（クローズ）しています。新しいお問い合わせとして送信してください。")
+    comment = Comment(ticket_id=ticket.id, author_id=actor.user_id, body=body, is_public=public, via=via,
+                      message_id=message_id)
+    session.add(comment)
+    session.flush()
+    ticket.updated_at = utcnow()
+    refresh_search_text(session, ticket)
+    _event(session, ticket, actor, "reply" if public else "note", detail={"comment_id": comment.id})
+    if from_staff and public:
+        if ticket.first_response_at is None:
+            ticket.first_response_at = comment.created_at
+        if ticket.status == "new":
+            _set_status(session, ticket, "open", actor)
+    elif not from_staff:
+        reopen_days = current_app.config.get("TICKET_REOPEN_DAYS", 14) if has_app_context() else 14
+        if ticket.status == "pending":
+            _set_status(session, ticket, "open", actor, detail={"reason": "requester_reply"})
+        elif ticket.status == "resolved" and ticket.resolved_at and \
+                utcnow() - ticket.resolved_at <= dt.timedelta(days=reopen_days):
+            _set_status(session, ticket, "open", actor, detail={"reason": "reopened_by_reply"})
+    signals.comment_added.send(session, ticket=ticket, actor=actor, comment=comment)
+    _commit(session, commit)
+    return comment
+
+
+# --- tags, links, articles, merge ----------------------------------------------------------
+
+def add_tag(session, ticket_id: int, tag: str, actor: Actor, *, commit: bool = True) -> Ticket:
+    ticket = _get(session, ticket_id)
+    tag = normalize_tag(tag)
+    if not tag:
+        raise TicketError("タグを入力してください。")
+    if tag not in ticket.tag_names:
+        ticket.tags.append(TicketTag(tag=tag))
+        _event(session, ticket, actor, "tag", None, tag)
+    _commit(session, commit)
+    return ticket
+
+
+def remove_tag(session, ticket_id: int, tag: str, actor: Actor, *, commit: bool = True) -> Ticket:
+    ticket = _get(session, ticket_id)
+    for row in list(ticket.tags):
+        if row.tag == tag:
+            ticket.tags.remove(row)
+            _event(session, ticket, actor, "tag", tag, None)
+    _commit(session, commit)
+    return ticket
+
+
+def link_tickets(session, ticket_id: int, other_id: int, actor: Actor, *, commit: bool = True) -> None:
+    if ticket_id == other_id:
+        raise TicketError("同じチケットは関連付けできません。")
+    ticket, other = _get(session, ticket_id), _get(session, other_id)
+    a, b = sorted((ticket.id, other.id))
+    if session.get(TicketLink, (a, b)) is None:
+        session.add(TicketLink(ticket_id=a, other_id=b))
+        _event(session, ticket, actor, "link", None, other.ref)
+        _event(session, other, actor, "link", None, ticket.ref)
+    _commit(session, commit)
+
+
+def related_tickets(session, ticket_id: int) -> list[Ticket]:
+    ids = session.scalars(select(TicketLink.other_id).where(TicketLink.ticket_id == ticket_id)).all()
+    ids += session.scalars(select(TicketLink.ticket_id).where(TicketLink.other_id == ticket_id)).all()
+    return list(session.scalars(select(Ticket).where(Ticket.id.in_(ids)).order_by(Ticket.id))) if ids else []
+
+
+def link_article(session, ticket_id: int, slug: str, actor: Actor, *, resolved_by: bool = False,
+                 commit: bool = True) -> TicketArticle:
+    """Link a manual article to a ticket (sent in a reply, or marked as what resolved it)."""
+    ticket = _get(session, ticket_id)
+    slug = (slug or "").strip()[:120]
+    if not slug:
+        raise TicketError("記事を指定してください。")
+    link = session.get(TicketArticle, (ticket.id, slug))
+    if link is None:
+        link = TicketArticle(ticket_id=ticket.id, slug=slug, linked_by_id=actor.user_id)
+        session.add(link)
+        _event(session, ticket, actor, "article", None, slug)
+    if resolved_by and not link.resolved_by:
+        link.resolved_by = True
+        before, ticket.resolved_by_article = ticket.resolved_by_article, slug
+        _event(session, ticket, actor, "resolved_by_article", before, slug)
+    _commit(session, commit)
+    return link
+
+
+def unlink_article(session, ticket_id: int, slug: str, actor: Actor, *, commit: bool = True) -> None:
+    ticket = _get(session, ticket_id)
+    if session.execute(delete(TicketArticle).where(TicketArticle.ticket_id == ticket.id,
+                                                   TicketArticle.slug == slug)).rowcount:
+        _event(session, ticket, actor, "article", slug, None)
+        if ticket.resolved_by_article == slug:
+            ticket.resolved_by_article = None
+    _commit(session, commit)
+
+
+def merge_tickets(session, source_id: int, target_id: int, actor: Actor, *, commit: bool = True) -> Ticket:
+    """Close `source` with a pointer to `target`; both timelines keep their history."""
+    if source_id == target_id:
+        raise TicketError("同じチケットには統合できません。")
+    source, target = _get(session, source_id), _get(session, target_id)
+    if target.merged_into_id:
+        raise TicketError(f"{target.ref} は既に別のチケットに統合されています。")
+    if source.status == "closed":
+        raise TicketError(f"{source.ref} は既にクローズされています。")
+    source.merged_into_id = target.id
+    _event(session, source, actor, "merge", None, target.ref)
+    _event(session, target, actor, "merged_in", None, source.ref)
+    if "resolved" in TRANSITIONS[source.status]:
+        _set_status(session, source, "resolved", actor, detail={"reason": "merged"})
+    _set_status(session, source, "closed", actor, detail={"reason": "merged"})
+    _commit(session, commit)
+    return target
+
+
+def rate(session, ticket_id: int, score: int, comment: str | None, actor: Actor, *, commit: bool = True) -> Ticket:
+    ticket = _get(session, ticket_id)
+    if ticket.status not in ("resolved", "closed"):
+        raise TicketError("解決済みのチケットだけ評価できます。")
+    if not isinstance(score, int) or not 1 <= score <= 5:
+        raise TicketError("評価は1〜5の数字で選んでください。")
+    before, ticket.csat_score = ticket.csat_score, score
+    ticket.csat_comment = clean_input(comment, 2000) or None
+    _event(session, ticket, actor, "csat", before, score)
+    _commit(session, commit)
+    return ticket
+
+
+def auto_close_resolved(session, older_than_days: int, actor: Actor | None = None) -> int:
+    """Close tickets resolved more than N days ago; returns how many were closed."""
+    actor = actor or Actor.system("auto-close")
+    cutoff = utcnow() - dt.timedelta(days=older_than_days)
+    ids = session.scalars(select(Ticket.id).where(Ticket.status == "resolved",
+                                                  Ticket.resolved_at < cutoff)).all()
+    for ticket_id in ids:
+        _set_status(session, session.get(Ticket, ticket_id), "closed", actor, detail={"reason": "auto_close"})
+    session.commit()
+    return len(ids)
+
+
+def timeline(session, ticket: Ticket, *, include_internal: bool) -> list:
+    """Events and comments in time order; requesters never get internal notes."""
+    comments = session.scalars(select(Comment).where(Comment.ticket_id == ticket.id).order_by(Comment.id)).all()
+    events = session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
+                             .order_by(TicketEvent.id)).all()
+    if not include_internal:
+        comments = [c for c in comments if c.is_public]
+        events = [e for e in events if e.kind not in ("note",)]
+    items = [("comment", c.created_at, c) for c in comments] + [("event", e.at, e) for e in events]
+    return sorted(items, key=lambda item: (item[1], 0 if item[0] == "event" else 1))
+
+
+def open_statuses() -> tuple[str, ...]:
+    return OPEN_STATUSES
+
+
+def ensure_categories(session) -> None:
+    """Create the default categories if missing (idempotent)."""
+    defaults = [
+        ("login", "ログイン・アカウント", "Login & account"), ("password", "パスワード", "Password"),
+        ("browser", "ブラウザ・利用環境", "Browser & environment"), ("allocation", "割当", "Allocation"),
+        ("delivery", "配送・納品", "Delivery"), ("vaccination_records", "接種記録", "Vaccination records"),
+        ("disposal", "廃棄", "Disposal"), ("data_correction", "データ修正", "Data correction"),
+        ("system_error", "システムエラー", "System error"), ("other", "その他", "Other"),
+    ]
+    have = set(session.scalars(select(Category.code)).all())
+    for position, (code, ja, en) in enumerate(defaults):
+        if code not in have:
+            session.add(Category(code=code, name_ja=ja, name_en=en, position=position))
+    session.flush()
+
+

@@ -4,8 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from helpdesk.accounts.models import AuditLog
-
 
 @dataclass(frozen=True)
 class Actor:
@@ -25,8 +23,10 @@ class Actor:
 
 
 def record(session, actor: Actor, action: str, object_type: str, object_id: Any = None,
-           detail: dict | None = None, summary: str | None = None) -> AuditLog:
+           detail: dict | None = None, summary: str | None = None):
     """Add an audit row to the session; the caller's commit makes it durable with the change."""
+    from helpdesk.accounts.models import AuditLog  # late: accounts imports this module
+
     row = AuditLog(
         actor_id=actor.user_id,
         actor_label=actor.label[:254],

@@ -18,10 +18,15 @@ def index():
     if not current_user.is_authenticated:
         return redirect(url_for("accounts.login"))
     if current_user.is_staff:
-        return redirect(url_for("tickets.queue"))
-    if current_user.has_role("product_owner"):
-        return redirect(url_for("insights.index"))
-    return redirect(url_for("tickets.portal"))
+        candidates = ("tickets.queue", "manuals.index")
+    elif current_user.has_role("product_owner"):
+        candidates = ("insights.index", "manuals.index")
+    else:
+        candidates = ("tickets.portal", "manuals.index")
+    for endpoint in candidates:
+        if endpoint in current_app.view_functions:
+            return redirect(url_for(endpoint))
+    return redirect(url_for("accounts.change_password"))
 
 
 @bp.get("/healthz")

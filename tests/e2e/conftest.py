@@ -120,7 +120,7 @@ def browser_login(live_server):
         page.goto(f"{live_server}/login")
         page.fill("#email", email)
         page.fill("#password", password or DEMO_PASSWORD)
-        page.click("button[type=submit]")
+        page.click("main button[type=submit]")
         page.wait_for_load_state("networkidle")
 
     return do

@@ -6,7 +6,7 @@ def test_failed_login_shows_message(page, live_server):
     page.goto(f"{live_server}/login")
     page.fill("#email", "agent1@helpdesk.example.jp")
     page.fill("#password", "wrong-password-1")
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")
     assert "ログインIDまたはパスワードが正しくない" in page.inner_text("#login-error")
 
 

@@ -25,3 +25,52 @@ def install_postgres_extras(engine) -> None:
     with engine.begin() as conn:
         for statement in postgres_ddl():
             conn.exec_driver_sql(statement)
+
+
+#: Modules that may define SQLITE_DDL (idempotent statements for the embedded database).
+SQLITE_DDL_MODULES = ("helpdesk.tickets.search",)
+
+
+def sqlite_ddl() -> list[str]:
+    statements: list[str] = []
+    for name in SQLITE_DDL_MODULES:
+        module = import_optional(name)
+        statements += list(getattr(module, "SQLITE_DDL", []) if module else [])
+    return statements
+
+
+def install_sqlite_extras(engine) -> None:
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        for statement in sqlite_ddl():
+            raw.cursor().executescript(statement)
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def install_extras(engine) -> None:
+    install_postgres_extras(engine)
+    install_sqlite_extras(engine)
+
+
+def extra_object_names() -> set[str]:
+    """Names of tables/indexes/triggers created by raw DDL, so schema comparison leaves them alone."""
+    import re
+
+    names: set[str] = set()
+    pattern = re.compile(r"CREATE\s+(?:UNIQUE\s+)?(?:VIRTUAL\s+)?(?:INDEX|TABLE|TRIGGER)\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+                         r"\"?(\w+)\"?", re.IGNORECASE)
+    for statement in postgres_ddl() + sqlite_ddl():
+        names.update(pattern.findall(statement))
+    return names
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    if reflected and compare_to is None and name:
+        extras = extra_object_names()
+        if name in extras or any(name.startswith(extra + "_") for extra in extras):
+            return False
+    return True

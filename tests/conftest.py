@@ -49,9 +49,9 @@ def app(tmp_path_factory):
             event.listen(_db.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         _db.drop_all()
         _db.create_all()
-        from helpdesk.db_setup import install_postgres_extras
+        from helpdesk.db_setup import install_extras
 
-        install_postgres_extras(_db.engine)
+        install_extras(_db.engine)
     yield app
     with app.app_context():
         _db.drop_all()

@@ -81,8 +81,9 @@ def _run_after_commit(session: Session) -> None:
         enqueue(func, *args, queue=queue)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_after_rollback(session: Session) -> None:
-    # After a savepoint rollback the outer transaction may still commit; only drop on a real rollback.
-    if not session.in_transaction():
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_rollback(session: Session, previous_transaction) -> None:
+    # Only the outermost transaction's rollback discards the jobs; a rolled-back SAVEPOINT
+    # (begin_nested) leaves the enclosing unit of work, and its jobs, intact.
+    if previous_transaction.parent is None:
         session.info.pop(_PENDING_KEY, None)

@@ -1,0 +1,67 @@
+"""The job queue: after-commit enqueueing, in-process mode, and a real RQ worker on Redis."""
+import os
+
+import pytest
+
+from helpdesk import jobs
+
+CALLS: list = []
+
+
+def record_call(value):
+    CALLS.append(value)
+
+
+@pytest.fixture(autouse=True)
+def _reset():
+    CALLS.clear()
+
+
+def test_in_process_job_runs_only_after_commit(app, db):
+    jobs.enqueue_after_commit(db.session, "tests.test_jobs.record_call", 1)
+    assert CALLS == []
+    db.session.commit()
+    assert CALLS == [1]
+
+
+def test_rolled_back_transaction_enqueues_nothing(app, db):
+    jobs.enqueue_after_commit(db.session, record_call, 2)
+    db.session.rollback()
+    db.session.commit()
+    assert CALLS == []
+
+
+def _redis_connection():
+    url = os.environ.get("HELPDESK_TEST_REDIS_URL")
+    if url:
+        from redis import Redis
+
+        return Redis.from_url(url)
+    import fakeredis
+
+    return fakeredis.FakeStrictRedis()
+
+
+def test_rq_path_and_worker_run_the_job(app, db, monkeypatch):
+    """With REDIS_URL set, jobs go to RQ; a worker inside the app context runs them."""
+    from rq import Queue, SimpleWorker
+
+    connection = _redis_connection()
+    connection.flushdb()
+    monkeypatch.setitem(app.config, "RQ_ASYNC", True)
+    monkeypatch.setitem(app.config, "REDIS_URL", app.config.get("REDIS_URL") or "redis://fake")
+    monkeypatch.setattr(jobs, "redis_connection", lambda url=None: connection)
+    jobs.enqueue_after_commit(db.session, "tests.test_jobs.record_call", 3, queue="default")
+    db.session.commit()
+    assert CALLS == []  # queued, not run
+    queue = Queue("default", connection=connection)
+    assert queue.count == 1
+    SimpleWorker([queue], connection=connection).work(burst=True)
+    assert CALLS == [3]
+
+
+def test_enqueue_with_redis_down_does_not_raise(app, db, monkeypatch):
+    monkeypatch.setitem(app.config, "RQ_ASYNC", True)
+    monkeypatch.setitem(app.config, "REDIS_URL", "redis://127.0.0.1:1/0")
+    assert jobs.enqueue("tests.test_jobs.record_call", 4) is False
+    assert CALLS == []

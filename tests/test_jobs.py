@@ -25,6 +25,10 @@ def test_in_process_job_runs_only_after_commit(app, db):
 
 
 def test_rolled_back_transaction_enqueues_nothing(app, db):
+    from helpdesk import audit
+
+    audit.record(db.session, audit.Actor.system(), "test", "thing", 1)
+    db.session.flush()
     jobs.enqueue_after_commit(db.session, record_call, 2)
     db.session.rollback()
     db.session.commit()

@@ -1,0 +1,384 @@
+"""The queue query shared by the agent queue page and the JSON API.
+
+`parse_filters(args)` validates query-string values into `QueueFilters` (raising `FilterError` with a
+message per field), `query_tickets(...)` returns one page with keyset pagination (an opaque cursor,
+never OFFSET), always scoped with `service.visible_clause(user)`, and `count_tickets(...)` gives a
+capped count for the view tabs.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, Sequence
+
+from sqlalchemy import and_, exists, false, func, literal, or_, select, tuple_
+from sqlalchemy.orm import defer
+
+from helpdesk.accounts.models import Organisation, User
+from helpdesk.common import ORG_KINDS, TOKYO, UTCDateTime
+from helpdesk.tickets import search
+from helpdesk.tickets.models import OPEN_STATUSES, PRIORITIES, STATUSES, TIERS, Category, Ticket, TicketTag
+from helpdesk.tickets.service import visible_clause
+
+SORTS = ("-created", "created", "priority", "updated", "due", "relevance")
+DEFAULT_SORT = "-created"
+MAX_LIMIT = 100
+COUNT_CAP = 1000
+_FAR_FUTURE = dt.datetime(9999, 12, 31, tzinfo=dt.timezone.utc)
+_CATEGORY_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_TAG_MAX = 50
+
+#: Query-string keys that are filters (anything else, e.g. `view` or `cursor`, is not).
+FILTER_KEYS = ("status", "priority", "role", "category", "tier", "assignee", "organisation",
+               "created_from", "created_to", "tags", "q", "sort")
+
+
+class FilterError(ValueError):
+    """Bad filter values; `field_errors` maps the query-string key to a message for the user."""
+
+    def __init__(self, field_errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in field_errors.items()))
+        self.field_errors = field_errors
+
+
+@dataclass
+class QueueFilters:
+    statuses: list[str] = field(default_factory=list)
+    priorities: list[str] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    tiers: list[str] = field(default_factory=list)
+    #: "me", "none" or a user id (as int)
+    assignee: str | int | None = None
+    organisation: str | None = None
+    created_from: dt.date | None = None
+    created_to: dt.date | None = None
+    tags: list[str] = field(default_factory=list)
+    q: str = ""
+    sort: str = DEFAULT_SORT
+
+    @property
+    def effective_sort(self) -> str:
+        return self.sort
+
+    def is_empty(self) -> bool:
+        return not any(getattr(self, f.name) for f in fields(self) if f.name != "sort")
+
+    def to_args(self) -> list[tuple[str, str]]:
+        """The query-string pairs that give these filters back through parse_filters."""
+        pairs: list[tuple[str, str]] = []
+        for key, values in (("status", self.statuses), ("priority", self.priorities), ("role", self.roles),
+                            ("category", self.categories), ("tier", self.tiers), ("tags", self.tags)):
+            pairs += [(key, v) for v in values]
+        if self.assignee is not None:
+            pairs.append(("assignee", str(self.assignee)))
+        if self.organisation:
+            pairs.append(("organisation", self.organisation))
+        if self.created_from:
+            pairs.append(("created_from", self.created_from.isoformat()))
+        if self.created_to:
+            pairs.append(("created_to", self.created_to.isoformat()))
+        if self.q:
+            pairs.append(("q", self.q))
+        if self.sort != DEFAULT_SORT:
+            pairs.append(("sort", self.sort))
+        return pairs
+
+
+@dataclass
+class Page:
+    items: list[Ticket]
+    next_cursor: str | None
+    #: Search score per ticket id when the query had `q` (for display and tests).
+    scores: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Count:
+    value: int
+    capped: bool
+
+    def __str__(self) -> str:
+        return f"{self.value:,}+" if self.capped else f"{self.value:,}"
+
+
+def _values(args: Mapping[str, Any], key: str) -> list[str]:
+    """All values of `key`: repeated keys (MultiDict), lists, or comma-separated strings."""
+    if hasattr(args, "getlist"):
+        raw = args.getlist(key)
+    else:
+        raw = args.get(key)
+        raw = [] if raw is None else (list(raw) if isinstance(raw, (list, tuple)) else [raw])
+    out: list[str] = []
+    for item in raw:
+        for part in str(item).split(","):
+            part = part.strip()
+            if part and part not in out:
+                out.append(part)
+    return out
+
+
+def _single(args: Mapping[str, Any], key: str) -> str:
+    values = _values(args, key) if key not in ("q",) else None
+    if key == "q":
+        raw = args.getlist(key) if hasattr(args, "getlist") else args.get(key)
+        if isinstance(raw, (list, tuple)):
+            raw = " ".join(str(r) for r in raw)
+        return (raw or "").strip() if isinstance(raw, str) else ""
+    return values[0] if values else ""
+
+
+def _choice_list(args, key: str, allowed: Sequence[str], errors: dict, label: str) -> list[str]:
+    values = _values(args, key)
+    if key == "status" and "active" in values:
+        values = [v for v in values if v != "active"] + [s for s in OPEN_STATUSES if s not in values]
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        errors[key] = f"{label}「{bad[0]}」は選べません（{', '.join(allowed)}）。"
+    return [v for v in values if v in allowed]
+
+
+def _date(args, key: str, errors: dict, label: str) -> dt.date | None:
+    value = _single(args, key)
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        errors[key] = f"{label}は YYYY-MM-DD の形式で入力してください（例: 2026-04-01）。"
+        return None
+
+
+def parse_filters(args: Mapping[str, Any]) -> QueueFilters:
+    """Validate query-string values into QueueFilters; FilterError lists every bad field."""
+    errors: dict[str, str] = {}
+    f = QueueFilters()
+    f.statuses = _choice_list(args, "status", STATUSES, errors, "ステータス")
+    f.priorities = _choice_list(args, "priority", PRIORITIES, errors, "優先度")
+    f.roles = _choice_list(args, "role", ORG_KINDS, errors, "利用者区分")
+    f.tiers = _choice_list(args, "tier", TIERS, errors, "対応段階")
+    categories = _values(args, "category")
+    bad = [c for c in categories if not _CATEGORY_RE.match(c)]
+    if bad:
+        errors["category"] = f"カテゴリ「{bad[0][:40]}」は選べません。"
+    f.categories = [c for c in categories if _CATEGORY_RE.match(c)]
+    assignee = _single(args, "assignee")
+    if assignee:
+        if assignee in ("me", "none"):
+            f.assignee = assignee
+        elif assignee.isdigit() and len(assignee) < 12:
+            f.assignee = int(assignee)
+        else:
+            errors["assignee"] = "担当者は「me」「none」または利用者IDで指定してください。"
+    organisation = _single(args, "organisation")
+    if organisation:
+        if len(organisation) > 32:
+            errors["organisation"] = "組織コードは32文字以内で入力してください。"
+        else:
+            f.organisation = organisation
+    f.created_from = _date(args, "created_from", errors, "受付日（から）")
+    f.created_to = _date(args, "created_to", errors, "受付日（まで）")
+    if f.created_from and f.created_to and f.created_from > f.created_to:
+        errors["created_to"] = "受付日（まで）は受付日（から）以降の日付にしてください。"
+    tags = [search.normalize(t).replace(" ", "-") for t in _values(args, "tags")]
+    if any(len(t) > _TAG_MAX for t in tags):
+        errors["tags"] = f"タグは{_TAG_MAX}文字以内で入力してください。"
+    f.tags = [t for t in tags if t and len(t) <= _TAG_MAX][:10]
+    q = _single(args, "q")
+    if len(q) > 200:
+        errors["q"] = "検索語は200文字以内で入力してください。"
+    f.q = q[:200]
+    sort = _single(args, "sort") or ("relevance" if f.q else DEFAULT_SORT)
+    if sort not in SORTS:
+        errors["sort"] = f"並び順「{sort[:20]}」は選べません。"
+        sort = DEFAULT_SORT
+    if sort == "relevance" and not f.q:
+        sort = DEFAULT_SORT
+    f.sort = sort
+    if errors:
+        raise FilterError(errors)
+    return f
+
+
+# --- the query ------------------------------------------------------------------------------
+
+def _tokyo_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0, 0), tzinfo=TOKYO).astimezone(dt.timezone.utc)
+
+
+def _where(session, user: User, filters: QueueFilters) -> list:
+    clauses = []
+    scope = visible_clause(user)
+    if scope is not None:
+        clauses.append(scope)
+    if filters.statuses:
+        clauses.append(Ticket.status.in_(filters.statuses))
+    if filters.priorities:
+        clauses.append(Ticket.priority.in_(filters.priorities))
+    if filters.roles:
+        clauses.append(Ticket.role.in_(filters.roles))
+    if filters.tiers:
+        clauses.append(Ticket.tier.in_(filters.tiers))
+    if filters.categories:
+        clauses.append(Ticket.category_id.in_(select(Category.id).where(Category.code.in_(filters.categories))))
+    if filters.assignee == "me":
+        clauses.append(Ticket.assignee_id == user.id)
+    elif filters.assignee == "none":
+        clauses.append(Ticket.assignee_id.is_(None))
+    elif isinstance(filters.assignee, int):
+        clauses.append(Ticket.assignee_id == filters.assignee)
+    if filters.organisation:
+        org_id = session.scalar(select(Organisation.id).where(Organisation.code == filters.organisation))
+        clauses.append(Ticket.organisation_id == org_id if org_id is not None else false())
+    if filters.created_from:
+        clauses.append(Ticket.created_at >= _tokyo_midnight(filters.created_from))
+    if filters.created_to:
+        clauses.append(Ticket.created_at < _tokyo_midnight(filters.created_to + dt.timedelta(days=1)))
+    for tag in filters.tags:
+        clauses.append(exists().where(TicketTag.ticket_id == Ticket.id, TicketTag.tag == tag))
+    return clauses
+
+
+def _search_query(filters: QueueFilters) -> search.SearchQuery | None:
+    if not filters.q:
+        return None
+    return search.parse_query(filters.q)
+
+
+def _encode_cursor(sort: str, values: list) -> str:
+    payload = [sort] + [v.isoformat() if isinstance(v, dt.datetime) else v for v in values]
+    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str, kinds: list[str]) -> list:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(raw)
+        if not isinstance(payload, list) or payload[0] != sort or len(payload) != len(kinds) + 1:
+            raise ValueError
+        out = []
+        for kind, value in zip(kinds, payload[1:]):
+            if kind == "datetime":
+                value = dt.datetime.fromisoformat(value)
+                if value.tzinfo is None:
+                    raise ValueError
+            elif kind == "int":
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise ValueError
+            elif kind == "str":
+                if not isinstance(value, str):
+                    raise ValueError
+            out.append(value)
+        return out
+    except (ValueError, TypeError, json.JSONDecodeError, IndexError):
+        raise FilterError({"cursor": "ページ送りの位置が正しくありません。最初のページから開き直してください。"})
+
+
+def _order_spec(sort: str, score=None):
+    """(columns, directions, cursor kinds) for a sort; the last key is always the id."""
+    due = func.coalesce(Ticket.resolution_due_at, literal(_FAR_FUTURE, UTCDateTime()))
+    if sort == "created":
+        return [Ticket.created_at, Ticket.id], ["asc", "asc"], ["datetime", "int"]
+    if sort == "updated":
+        return [Ticket.updated_at, Ticket.id], ["desc", "desc"], ["datetime", "int"]
+    if sort == "priority":
+        return ([Ticket.priority, Ticket.created_at, Ticket.id], ["asc", "desc", "desc"],
+                ["str", "datetime", "int"])
+    if sort == "due":
+        return [due, Ticket.id], ["asc", "asc"], ["datetime", "int"]
+    if sort == "relevance":
+        return ([score, Ticket.created_at, Ticket.id], ["desc", "desc", "desc"], ["int", "datetime", "int"])
+    return [Ticket.created_at, Ticket.id], ["desc", "desc"], ["datetime", "int"]
+
+
+def _bind(value, column):
+    if isinstance(value, dt.datetime):
+        return literal(value, UTCDateTime())
+    return literal(value)
+
+
+def _after(columns, directions, values):
+    """Rows strictly after `values` in the given order (keyset pagination)."""
+    if len(set(directions)) == 1:
+        left = tuple_(*columns)
+        right = tuple_(*[_bind(v, c) for v, c in zip(values, columns)])
+        return left < right if directions[0] == "desc" else left > right
+    ors = []
+    for i in range(len(columns)):
+        eqs = [columns[j] == _bind(values[j], columns[j]) for j in range(i)]
+        cmp = (columns[i] < _bind(values[i], columns[i]) if directions[i] == "desc"
+               else columns[i] > _bind(values[i], columns[i]))
+        ors.append(and_(*eqs, cmp))
+    return or_(*ors)
+
+
+def query_tickets(session, user: User, filters: QueueFilters, *, cursor: str | None = None,
+                  limit: int = 50) -> Page:
+    """One page of tickets `user` may see, matching `filters`, in the chosen order."""
+    limit = max(1, min(int(limit), MAX_LIMIT))
+    where = _where(session, user, filters)
+    sq = _search_query(filters)
+    dialect = session.get_bind().dialect.name
+    score = None
+    if sq is not None and sq:
+        candidates = search.candidate_clause(Ticket.search_text, Ticket.id, sq, dialect)
+        if filters.sort == "relevance":
+            # Rank only the most recent candidates: bounded cost for very common terms.
+            recent = (select(Ticket.id).where(*where, candidates)
+                      .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                      .limit(search.CANDIDATE_LIMIT).subquery())
+            where = [Ticket.id.in_(select(recent.c.id))]
+            score = search.score_expression(Ticket.search_text, sq)
+        else:
+            where = where + [candidates]
+    elif sq is not None:
+        where = where + [false()]
+    sort = filters.sort if (filters.sort != "relevance" or score is not None) else DEFAULT_SORT
+    columns, directions, kinds = _order_spec(sort, score)
+    stmt = select(Ticket) if score is None else select(Ticket, score.label("score"))
+    stmt = stmt.options(defer(Ticket.search_text), defer(Ticket.body), defer(Ticket.context)).where(*where)
+    if cursor:
+        stmt = stmt.where(_after(columns, directions, _decode_cursor(cursor, sort, kinds)))
+    order = [c.desc() if d == "desc" else c.asc() for c, d in zip(columns, directions)]
+    rows = session.execute(stmt.order_by(*order).limit(limit + 1)).unique().all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [row[0] for row in rows]
+    scores = {row[0].id: int(row[1]) for row in rows} if score is not None else {}
+    next_cursor = None
+    if more and items:
+        last = items[-1]
+        values = []
+        for column, kind in zip(columns, kinds):
+            if column is score:
+                values.append(scores[last.id])
+            elif column is Ticket.created_at:
+                values.append(last.created_at)
+            elif column is Ticket.updated_at:
+                values.append(last.updated_at)
+            elif column is Ticket.priority:
+                values.append(last.priority)
+            elif column is Ticket.id:
+                values.append(last.id)
+            else:  # due
+                values.append(last.resolution_due_at or _FAR_FUTURE)
+        next_cursor = _encode_cursor(sort, values)
+    return Page(items=items, next_cursor=next_cursor, scores=scores)
+
+
+def count_tickets(session, user: User, filters: QueueFilters, *, cap: int = COUNT_CAP) -> Count:
+    """How many tickets match, counted up to `cap` (shown as "1,000+" beyond it)."""
+    where = _where(session, user, filters)
+    sq = _search_query(filters)
+    if sq is not None:
+        if not sq:
+            return Count(0, False)
+        where.append(search.candidate_clause(Ticket.search_text, Ticket.id, sq,
+                                             session.get_bind().dialect.name))
+    inner = select(Ticket.id).where(*where).limit(cap + 1).subquery()
+    n = session.scalar(select(func.count()).select_from(inner)) or 0
+    return Count(min(n, cap), n > cap)

@@ -18,7 +18,7 @@ from sqlalchemy import and_, exists, false, func, literal, or_, select, tuple_
 from sqlalchemy.orm import defer
 
 from helpdesk.accounts.models import Organisation, User
-from helpdesk.common import ORG_KINDS, TOKYO, UTCDateTime
+from helpdesk.common import ORG_KINDS, TOKYO, UTCDateTime, utcnow
 from helpdesk.tickets import search
 from helpdesk.tickets.models import OPEN_STATUSES, PRIORITIES, STATUSES, TIERS, Category, Ticket, TicketTag
 from helpdesk.tickets.service import visible_clause
@@ -33,7 +33,8 @@ _TAG_MAX = 50
 
 #: Query-string keys that are filters (anything else, e.g. `view` or `cursor`, is not).
 FILTER_KEYS = ("status", "priority", "role", "category", "tier", "assignee", "organisation",
-               "created_from", "created_to", "tags", "q", "sort")
+               "created_from", "created_to", "tags", "sla", "q", "sort")
+SLA_STATES = ("ok", "at_risk", "breached")
 
 
 class FilterError(ValueError):
@@ -57,6 +58,8 @@ class QueueFilters:
     created_from: dt.date | None = None
     created_to: dt.date | None = None
     tags: list[str] = field(default_factory=list)
+    #: ok | at_risk | breached (breached also covers a passed resolution due date not yet swept)
+    sla: list[str] = field(default_factory=list)
     q: str = ""
     sort: str = DEFAULT_SORT
 
@@ -71,7 +74,8 @@ class QueueFilters:
         """The query-string pairs that give these filters back through parse_filters."""
         pairs: list[tuple[str, str]] = []
         for key, values in (("status", self.statuses), ("priority", self.priorities), ("role", self.roles),
-                            ("category", self.categories), ("tier", self.tiers), ("tags", self.tags)):
+                            ("category", self.categories), ("tier", self.tiers), ("tags", self.tags),
+                            ("sla", self.sla)):
             pairs += [(key, v) for v in values]
         if self.assignee is not None:
             pairs.append(("assignee", str(self.assignee)))
@@ -122,12 +126,12 @@ def _values(args: Mapping[str, Any], key: str) -> list[str]:
 
 
 def _single(args: Mapping[str, Any], key: str) -> str:
-    values = _values(args, key) if key not in ("q",) else None
-    if key == "q":
+    if key == "q":  # free text: commas are part of it
         raw = args.getlist(key) if hasattr(args, "getlist") else args.get(key)
         if isinstance(raw, (list, tuple)):
             raw = " ".join(str(r) for r in raw)
-        return (raw or "").strip() if isinstance(raw, str) else ""
+        return raw.strip() if isinstance(raw, str) else ""
+    values = _values(args, key)
     return values[0] if values else ""
 
 
@@ -160,6 +164,7 @@ def parse_filters(args: Mapping[str, Any]) -> QueueFilters:
     f.priorities = _choice_list(args, "priority", PRIORITIES, errors, "優先度")
     f.roles = _choice_list(args, "role", ORG_KINDS, errors, "利用者区分")
     f.tiers = _choice_list(args, "tier", TIERS, errors, "対応段階")
+    f.sla = _choice_list(args, "sla", SLA_STATES, errors, "SLA")
     categories = _values(args, "category")
     bad = [c for c in categories if not _CATEGORY_RE.match(c)]
     if bad:
@@ -237,6 +242,17 @@ def _where(session, user: User, filters: QueueFilters) -> list:
         clauses.append(Ticket.created_at >= _tokyo_midnight(filters.created_from))
     if filters.created_to:
         clauses.append(Ticket.created_at < _tokyo_midnight(filters.created_to + dt.timedelta(days=1)))
+    if filters.sla:
+        now = literal(utcnow(), UTCDateTime())
+        sla = []
+        if "breached" in filters.sla:
+            sla += [Ticket.sla_state == "breached",
+                    and_(Ticket.status.in_(OPEN_STATUSES), Ticket.resolution_due_at < now)]
+        if "at_risk" in filters.sla:
+            sla.append(Ticket.sla_state == "at_risk")
+        if "ok" in filters.sla:
+            sla.append(or_(Ticket.sla_state.is_(None), Ticket.sla_state == "ok"))
+        clauses.append(or_(*sla))
     for tag in filters.tags:
         clauses.append(exists().where(TicketTag.ticket_id == Ticket.id, TicketTag.tag == tag))
     return clauses

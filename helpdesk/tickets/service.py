@@ -6,13 +6,16 @@ Public functions take a session, plain values and an explicit `Actor`; they comm
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import time
+from dataclasses import dataclass
 from typing import Iterable
 
 from sqlalchemy import Select, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from helpdesk import signals
+from helpdesk import audit, signals
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
 from helpdesk.common import utcnow
@@ -317,11 +320,13 @@ def escalate(session, ticket_id: int, tier: str, reason: str, actor: Actor, *,
 # --- replies -------------------------------------------------------------------------------
 
 def add_comment(session, ticket_id: int, body: str, actor: Actor, *, public: bool = True, via: str = "web",
-                message_id: str | None = None, commit: bool = True) -> Comment:
+                message_id: str | None = None, expected_version: int | None = None,
+                commit: bool = True) -> Comment:
     """Add a public reply or an internal note; a requester's reply reopens a recently resolved ticket."""
     from flask import current_app, has_app_context
 
     ticket = _get(session, ticket_id)
+    _check_version(ticket, expected_version)
     body = clean_input(body, 100_000)
     if not body:
         raise TicketError("本文を入力してください。")
@@ -503,3 +508,155 @@ def ensure_categories(session) -> None:
     session.flush()
 
 
+
+
+# --- duplicate hint, bulk actions, presence ---------------------------------------------------
+
+@dataclass
+class Similar:
+    ticket: Ticket
+    #: 0..1: share of the text's character trigrams found in the ticket.
+    score: float
+
+
+def _grams(text_: str, n: int = 3) -> set[str]:
+    text_ = normalize(text_).replace(" ", "")
+    if len(text_) < n:
+        return {text_} if text_ else set()
+    return {text_[i:i + n] for i in range(len(text_) - n + 1)}
+
+
+def similar_open_tickets(session, organisation_id: int | None, text: str, limit: int = 5, *,
+                         exclude_id: int | None = None, min_score: float = 0.15,
+                         scan: int = 500) -> list[Similar]:
+    """Open tickets of the organisation whose text shares many character trigrams with `text`.
+
+    Japanese-aware without a tokenizer: overlapping trigrams of the NFKC-normalised text, scored by
+    the share of the query's trigrams present in the ticket (so a short call summary matches a
+    long ticket). Looks at the organisation's `scan` most recent open tickets.
+    """
+    query = _grams(text[:2000])
+    if not query:
+        return []
+    stmt = (select(Ticket).where(Ticket.status.in_(OPEN_STATUSES))
+            .order_by(Ticket.created_at.desc()).limit(scan))
+    if organisation_id is not None:
+        stmt = stmt.where(Ticket.organisation_id == organisation_id)
+    if exclude_id is not None:
+        stmt = stmt.where(Ticket.id != exclude_id)
+    found = []
+    for ticket in session.scalars(stmt):
+        grams = _grams(ticket.search_text or ticket.subject)
+        score = len(query & grams) / len(query)
+        if score >= min_score:
+            found.append(Similar(ticket, round(score, 3)))
+    found.sort(key=lambda s: (-s.score, -s.ticket.id))
+    return found[:limit]
+
+
+@dataclass
+class BulkResult:
+    done: list[str]
+    #: (ref, reason) of every ticket the action was refused for.
+    refused: list[tuple[str, str]]
+
+
+BULK_ACTIONS = ("assign", "status", "priority", "category", "tag", "merge")
+
+
+def bulk_apply(session, ticket_ids: Iterable[int], action: str, value: str | int | None, actor: Actor,
+               *, visible_to: User | None = None) -> BulkResult:
+    """Apply one action to many tickets; each ticket succeeds or is refused on its own (savepoints)."""
+    if action not in BULK_ACTIONS:
+        raise TicketError(f"一括操作「{action}」は使えません。")
+    result = BulkResult([], [])
+    target_id = None
+    if action == "merge":
+        target_id = parse_ref(str(value or ""))
+        target = session.get(Ticket, target_id) if target_id else None
+        if target is None or (visible_to is not None and not can_see(visible_to, target)):
+            raise TicketError("統合先のチケット番号が見つかりません（例: HD-000123）。")
+    for ticket_id in dict.fromkeys(int(i) for i in ticket_ids):
+        ticket = session.get(Ticket, ticket_id)
+        ref = ticket.ref if ticket else f"#{ticket_id}"
+        if ticket is None or (visible_to is not None and not can_see(visible_to, ticket)):
+            result.refused.append((ref, "チケットが見つかりません。"))
+            continue
+        savepoint = session.begin_nested()
+        try:
+            if action == "assign":
+                update_fields(session, ticket_id, actor, assignee_id=int(value) if value else None, commit=False)
+            elif action == "status":
+                update_fields(session, ticket_id, actor, status=str(value), commit=False)
+            elif action == "priority":
+                update_fields(session, ticket_id, actor, priority=str(value), commit=False)
+            elif action == "category":
+                update_fields(session, ticket_id, actor, category=str(value or ""), commit=False)
+            elif action == "tag":
+                add_tag(session, ticket_id, str(value or ""), actor, commit=False)
+            elif action == "merge":
+                merge_tickets(session, ticket_id, target_id, actor, commit=False)
+            savepoint.commit()
+            result.done.append(ref)
+        except (TicketError, ValueError) as exc:
+            savepoint.rollback()
+            result.refused.append((ref, str(exc)))
+    audit.record(session, actor, f"tickets.bulk_{action}", "ticket", None,
+                 {"value": None if value is None else str(value), "done": result.done,
+                  "refused": [r for r, _ in result.refused]})
+    session.commit()
+    return result
+
+
+PRESENCE_TTL = 45  # seconds; the ticket page polls every 15 s
+
+
+def touch_presence(ticket_id: int, user_id: int, name: str, mode: str = "viewing") -> None:
+    """Record that `user_id` is viewing (or replying to) a ticket now."""
+    mode = "replying" if mode == "replying" else "viewing"
+    entry = json.dumps({"name": name, "mode": mode, "at": time.time()}, ensure_ascii=False)
+    conn = _presence_redis()
+    if conn is not None:
+        key = f"helpdesk:presence:{ticket_id}"
+        try:
+            pipe = conn.pipeline()
+            pipe.hset(key, str(user_id), entry)
+            pipe.expire(key, PRESENCE_TTL)
+            pipe.execute()
+            return
+        except Exception as exc:  # presence is a hint: never fail the page for it
+            logger.warning("presence not recorded (%s)", exc)
+    _PRESENCE.setdefault(ticket_id, {})[user_id] = entry
+
+
+def presence(ticket_id: int, exclude_user_id: int | None = None) -> list[dict]:
+    """Who else looked at the ticket in the last PRESENCE_TTL seconds: [{name, mode}]."""
+    conn = _presence_redis()
+    raw: dict = {}
+    if conn is not None:
+        try:
+            raw = {k.decode(): v.decode() for k, v in conn.hgetall(f"helpdesk:presence:{ticket_id}").items()}
+        except Exception as exc:
+            logger.warning("presence not read (%s)", exc)
+    else:
+        raw = {str(k): v for k, v in _PRESENCE.get(ticket_id, {}).items()}
+    now, out = time.time(), []
+    for uid, value in raw.items():
+        entry = json.loads(value)
+        if str(uid) == str(exclude_user_id) or now - entry["at"] > PRESENCE_TTL:
+            continue
+        out.append({"name": entry["name"], "mode": entry["mode"]})
+    return sorted(out, key=lambda e: (e["mode"] != "replying", e["name"]))
+
+
+_PRESENCE: dict[int, dict[int, str]] = {}
+
+
+def _presence_redis():
+    from flask import current_app, has_app_context
+
+    if not has_app_context() or not current_app.config.get("REDIS_URL"):
+        return None
+    from helpdesk.jobs import redis_connection
+
+    return redis_connection()

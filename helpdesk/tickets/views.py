@@ -1,2 +1,583 @@
-"""HTTP views of this domain."""
-from helpdesk.tickets import bp  # noqa: F401
+"""HTTP views: the agent queue, the agent ticket page, macros admin, the presence ping."""
+from __future__ import annotations
+
+import os
+from urllib.parse import urlencode
+
+from flask import (abort, current_app, flash, jsonify, redirect, render_template, request, url_for)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.datastructures import MultiDict
+
+from helpdesk import audit
+from helpdesk.accounts.models import User
+from helpdesk.audit import Actor
+from helpdesk.auth import admin_required, login_required, staff_required
+from helpdesk.extensions import db
+from helpdesk.security import client_ip, safe_next
+from helpdesk.templating import STATUS_LABELS
+from helpdesk.tickets import bp, forms, macros, queue as queue_mod, service
+from helpdesk.tickets.models import (TIERS, Attachment, Category, Macro, SavedView, Ticket,
+                                     TicketArticle, TicketEvent, parse_ref)
+
+#: Built-in views of the queue: (key, label, query args).
+BUILTIN_VIEWS = [
+    ("open", _l("未解決すべて"), [("status", "active")]),
+    ("mine", _l("自分の担当"), [("assignee", "me"), ("status", "active")]),
+    ("unassigned", _l("未割当"), [("assignee", "none"), ("status", "active")]),
+    ("p1", _l("P1 未解決"), [("priority", "P1"), ("status", "active")]),
+    ("escalated", _l("エスカレーション中"), [("status", "escalated")]),
+    ("breached", _l("SLA超過"), [("sla", "breached"), ("status", "active")]),
+]
+PAGE_SIZE = 50
+
+
+def _actor() -> Actor:
+    return Actor.for_user(current_user, client_ip())
+
+
+def _categories():
+    return list(db.session.scalars(select(Category).where(Category.active.is_(True)).order_by(Category.position)))
+
+
+def _staff_users():
+    users = db.session.scalars(select(User).where(User.organisation_id.is_(None), User.state != "disabled")
+                               .order_by(User.name).limit(500)).all()
+    return [u for u in users if u.is_staff]
+
+
+def _category_label(category: Category) -> str:
+    from flask_babel import get_locale
+
+    return category.label(str(get_locale() or "ja"))
+
+
+# --- queue ----------------------------------------------------------------------------------
+
+def _view_args(key: str, user_views: list[SavedView]):
+    for k, _label, args in BUILTIN_VIEWS:
+        if k == key:
+            return args
+    for view in user_views:
+        if key == f"s{view.id}":
+            return list(MultiDict(_parse_qs(view.query)).items(multi=True))
+    return None
+
+
+def _parse_qs(query: str):
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(query, keep_blank_values=False)
+
+
+@bp.get("/agent/queue")
+@staff_required
+def queue():
+    user_views = list(db.session.scalars(select(SavedView).where(
+        (SavedView.user_id == current_user.id) | SavedView.user_id.is_(None)).order_by(SavedView.position,
+                                                                                      SavedView.name)))
+    args = MultiDict(request.args)
+    view_key = args.pop("view", None)
+    cursor = args.pop("cursor", None)
+    has_filters = any(k in args for k in queue_mod.FILTER_KEYS)
+    if not has_filters:
+        view_key = view_key or "open"
+        view_args = _view_args(view_key, user_views)
+        if view_args is None:
+            abort(404)
+        args = MultiDict(view_args)
+    errors: dict[str, str] = {}
+    try:
+        filters = queue_mod.parse_filters(args)
+    except queue_mod.FilterError as exc:
+        errors = exc.field_errors
+        for key in errors:
+            args.poplist(key)
+        filters = queue_mod.parse_filters(args)
+    try:
+        page = queue_mod.query_tickets(db.session, current_user, filters, cursor=cursor, limit=PAGE_SIZE)
+    except queue_mod.FilterError as exc:
+        errors.update(exc.field_errors)
+        page = queue_mod.query_tickets(db.session, current_user, filters, limit=PAGE_SIZE)
+    counts = {}
+    for key, _label, vargs in BUILTIN_VIEWS:
+        counts[key] = queue_mod.count_tickets(db.session, current_user, queue_mod.parse_filters(MultiDict(vargs)))
+    for view in user_views:
+        try:
+            counts[f"s{view.id}"] = queue_mod.count_tickets(
+                db.session, current_user, queue_mod.parse_filters(MultiDict(_parse_qs(view.query))))
+        except queue_mod.FilterError:
+            counts[f"s{view.id}"] = None
+    current_args = filters.to_args()
+    next_url = None
+    if page.next_cursor:
+        next_url = url_for("tickets.queue") + "?" + urlencode(
+            current_args + ([("view", view_key)] if view_key else []) + [("cursor", page.next_cursor)])
+    return render_template(
+        "tickets/queue.html", page=page, filters=filters, errors=errors, view_key=view_key,
+        builtin_views=BUILTIN_VIEWS, user_views=user_views, counts=counts, next_url=next_url,
+        first_url=url_for("tickets.queue") + "?" + urlencode(current_args) if cursor else None,
+        current_query=urlencode(current_args), categories=_categories(), staff=_staff_users(),
+        bulk_form=forms.BulkForm(back=request.full_path), view_form=forms.SavedViewForm(query=urlencode(current_args)),
+        statuses=list(STATUS_LABELS.items()), tiers=TIERS, category_label=_category_label,
+        now_count=queue_mod.count_tickets(db.session, current_user, filters),
+    )
+
+
+@bp.post("/agent/queue/bulk")
+@staff_required
+def bulk():
+    form = forms.BulkForm()
+    back = safe_next(form.back.data) or url_for("tickets.queue")
+    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit() and len(i) < 12]
+    if not form.validate():
+        flash(_("一括操作の内容を確認してください。"), "error")
+        return redirect(back)
+    if not ids:
+        flash(_("一括操作するチケットを選んでください。"), "error")
+        return redirect(back)
+    action, value = form.action.data, (form.value.data or "").strip()
+    if action == "assign":
+        value = _resolve_assignee(value)
+        if value is False:
+            flash(_("担当者はメールアドレス、利用者ID、「me」または「none」で指定してください。"), "error")
+            return redirect(back)
+    elif not value:
+        flash(_("設定する値を入力してください。"), "error")
+        return redirect(back)
+    try:
+        result = service.bulk_apply(db.session, ids, action, value, _actor(), visible_to=current_user)
+    except service.TicketError as exc:
+        flash(str(exc), "error")
+        return redirect(back)
+    if result.done:
+        flash(_("%(n)d 件に適用しました: %(refs)s", n=len(result.done), refs=", ".join(result.done)), "success")
+    for ref, reason in result.refused:
+        flash(_("%(ref)s は変更できませんでした: %(reason)s", ref=ref, reason=reason), "error")
+    return redirect(back)
+
+
+def _resolve_assignee(value: str):
+    """'me', 'none', a user id or an e-mail → user id / None; False when unknown."""
+    if value in ("", "none"):
+        return None
+    if value == "me":
+        return current_user.id
+    if value.isdigit() and len(value) < 12:
+        return int(value)
+    user = db.session.scalar(select(User).where(User.email == value.lower()))
+    return user.id if user else False
+
+
+@bp.post("/agent/queue/views")
+@staff_required
+def save_view():
+    form = forms.SavedViewForm()
+    if not form.validate():
+        flash(_("ビューの名前を入力してください（100文字以内）。"), "error")
+        return redirect(url_for("tickets.queue") + "?" + (form.query.data or ""))
+    query = form.query.data or ""
+    try:
+        queue_mod.parse_filters(MultiDict(_parse_qs(query)))
+    except queue_mod.FilterError:
+        flash(_("この条件は保存できません。条件を直してから保存してください。"), "error")
+        return redirect(url_for("tickets.queue"))
+    name = form.name.data.strip()
+    view = db.session.scalar(select(SavedView).where(SavedView.user_id == current_user.id, SavedView.name == name))
+    if view is None:
+        view = SavedView(user_id=current_user.id, name=name, query=query)
+        db.session.add(view)
+    view.query = query
+    db.session.flush()
+    audit.record(db.session, _actor(), "saved_view.saved", "saved_view", view.id, {"name": name, "query": query})
+    db.session.commit()
+    flash(_("ビュー「%(name)s」を保存しました。", name=name), "success")
+    return redirect(url_for("tickets.queue", view=f"s{view.id}"))
+
+
+@bp.post("/agent/queue/views/<int:view_id>/delete")
+@staff_required
+def delete_view(view_id: int):
+    form = forms.DeleteForm()
+    view = db.session.get(SavedView, view_id)
+    if view is None or view.user_id != current_user.id or not form.validate():
+        abort(404)
+    audit.record(db.session, _actor(), "saved_view.deleted", "saved_view", view.id, {"name": view.name})
+    db.session.delete(view)
+    db.session.commit()
+    flash(_("ビューを削除しました。"), "success")
+    return redirect(url_for("tickets.queue"))
+
+
+# --- ticket page ----------------------------------------------------------------------------
+
+def _load(ref: str) -> Ticket:
+    try:
+        return service.get_visible(db.session, current_user, ref)
+    except service.NotFound:
+        abort(404)
+
+
+def _last_event_id(ticket: Ticket) -> int:
+    from sqlalchemy import func
+
+    return db.session.scalar(select(func.max(TicketEvent.id)).where(TicketEvent.ticket_id == ticket.id)) or 0
+
+
+def _fill_choices(ticket: Ticket, reply=None, fields=None):
+    statuses = forms.status_choices()
+    if reply is not None:
+        reply.macro.choices = [("", _("（使わない）"))] + [(str(m.id), m.title) for m in macros.active_macros(db.session)]
+        reply.status_after.choices = [("", _("（変更しない）"))] + statuses
+    if fields is not None:
+        fields.category.choices = [("", _("（未分類）"))] + [(c.code, _category_label(c)) for c in _categories()]
+        fields.status.choices = statuses
+        fields.assignee.choices = [("", _("（未割当）"))] + [(str(u.id), u.name) for u in _staff_users()]
+
+
+def _render_detail(ticket: Ticket, *, status: int = 200, changes=None, **override):
+    version, last_event = ticket.version, _last_event_id(ticket)
+    reply = override.get("reply") or forms.ReplyForm(formdata=None, version=version, seen_event=last_event)
+    fields = override.get("fields") or forms.FieldsForm(
+        formdata=None, version=version, seen_event=last_event, priority=ticket.priority,
+        category=ticket.category.code if ticket.category else "", status=ticket.status,
+        assignee=str(ticket.assignee_id or ""))
+    escalate = override.get("escalate") or forms.EscalateForm(formdata=None, version=version, seen_event=last_event)
+    merge = override.get("merge") or forms.MergeForm(formdata=None, version=version, seen_event=last_event)
+    _fill_choices(ticket, reply, fields)
+    for form in (reply, fields, escalate, merge):  # the agent saves against what the page now shows
+        form.version.data, form.seen_event.data = version, last_event
+        form.version.raw_data = form.seen_event.raw_data = None  # render the new values, not the posted ones
+    items = service.timeline(db.session, ticket, include_internal=True)
+    articles = db.session.scalars(select(TicketArticle).where(TicketArticle.ticket_id == ticket.id)
+                                  .order_by(TicketArticle.linked_at)).all()
+    attachments = db.session.scalars(select(Attachment).where(Attachment.ticket_id == ticket.id)
+                                     .order_by(Attachment.id)).all()
+    merged_into = db.session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
+    merged_from = db.session.scalars(select(Ticket).where(Ticket.merged_into_id == ticket.id)).all()
+    static = current_app.static_folder or ""
+    service.touch_presence(ticket.id, current_user.id, current_user.name, "viewing")
+    return render_template(
+        "tickets/detail.html", ticket=ticket, items=items, reply_form=reply, fields_form=fields,
+        escalate_form=escalate, merge_form=merge, tag_form=override.get("tag") or forms.TagForm(formdata=None),
+        remove_tag_form=forms.RemoveTagForm(formdata=None), link_form=override.get("link") or forms.LinkForm(formdata=None),
+        related=service.related_tickets(db.session, ticket.id), articles=articles, attachments=attachments,
+        merged_into=merged_into, merged_from=merged_from, changes=changes,
+        has_attachments_partial=_has_template("tickets/_attachments.html"),
+        has_suggest_js=os.path.exists(os.path.join(static, "js", "suggest.js")),
+        manuals_link_url=_url_or_none("manuals.link"), account_url=_account_url(ticket),
+        others=service.presence(ticket.id, exclude_user_id=current_user.id), category_label=_category_label,
+        tiers_above=[t for t in TIERS if TIERS.index(t) > TIERS.index(ticket.tier)],
+    ), status
+
+
+def _has_template(name: str) -> bool:
+    from jinja2 import TemplateNotFound
+
+    try:
+        current_app.jinja_env.get_template(name)
+        return True
+    except TemplateNotFound:
+        return False
+
+
+def _url_or_none(endpoint: str, **values):
+    try:
+        return url_for(endpoint, **values)
+    except Exception:
+        return None
+
+
+def _account_url(ticket: Ticket) -> str | None:
+    if not ticket.requester_id:
+        return None
+    return _url_or_none("accounts.user_detail", user_id=ticket.requester_id) or f"/accounts/users/{ticket.requester_id}"
+
+
+@bp.get("/tickets/<ref>")
+@login_required
+def detail(ref: str):
+    if not current_user.is_staff:
+        # Requesters read their tickets in the portal (which answers 404 for what they may not see).
+        return redirect(_url_or_none("tickets.portal_detail", ref=ref) or f"/portal/tickets/{ref}")
+    return _render_detail(_load(ref))
+
+
+def _changes_since(ticket: Ticket, seen_event: int | None) -> list[TicketEvent]:
+    stmt = select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)
+    if seen_event:
+        stmt = stmt.where(TicketEvent.id > seen_event)
+    return list(db.session.scalars(stmt))
+
+
+def _conflict(ticket_id: int, form_name: str, form, seen_event: int | None):
+    """Re-render the page with what the agent typed, a clear message and what changed meanwhile."""
+    db.session.rollback()
+    ticket = db.session.get(Ticket, ticket_id)
+    db.session.refresh(ticket)
+    flash(_("保存できませんでした: このチケットはあなたが開いた後に他の担当者が更新しました。"
+            "下の「その間の変更」を確認してから、もう一度保存してください。入力した内容はそのまま残っています。"), "error")
+    return _render_detail(ticket, status=409, changes=_changes_since(ticket, seen_event), **{form_name: form})
+
+
+@bp.post("/tickets/<ref>/reply")
+@staff_required
+def reply(ref: str):
+    ticket = _load(ref)
+    form = forms.ReplyForm()
+    _fill_choices(ticket, reply=form)
+    if request.form.get("action") == "insert_macro":
+        macro = db.session.get(Macro, int(form.macro.data)) if (form.macro.data or "").isdigit() else None
+        if macro is None or not macro.active:
+            form.macro.errors = [_("挿入するマクロを選んでください。")]
+            return _render_detail(ticket, status=400, reply=form)
+        text = macros.render(macro.body, ticket, current_user.name)
+        form.body.data = ((form.body.data or "").rstrip() + "\n\n" + text).strip()
+        if macro.set_status and not form.status_after.data:
+            form.status_after.data = macro.set_status
+        form.body.errors = []
+        service.touch_presence(ticket.id, current_user.id, current_user.name, "replying")
+        return _render_detail(ticket, reply=form)
+    if not form.validate():
+        return _render_detail(ticket, status=400, reply=form)
+    public = form.visibility.data == "public"
+    macro_id = int(form.macro.data) if (form.macro.data or "").isdigit() else None
+    try:
+        if macro_id:
+            macros.apply_macro(db.session, ticket.id, macro_id, _actor(), agent_name=current_user.name,
+                               public=public, body=form.body.data, expected_version=form.version.data)
+        else:
+            service.add_comment(db.session, ticket.id, form.body.data, _actor(), public=public,
+                                expected_version=form.version.data, commit=False)
+        if form.status_after.data:
+            service.change_status(db.session, ticket.id, form.status_after.data, _actor(), commit=False)
+        db.session.commit()
+    except (service.VersionConflict, StaleDataError):
+        return _conflict(ticket.id, "reply", form, form.seen_event.data)
+    except service.TicketError as exc:
+        db.session.rollback()
+        form.body.errors = list(form.body.errors) + [str(exc)]
+        return _render_detail(db.session.get(Ticket, ticket.id), status=400, reply=form)
+    flash(_("お客様への返信を送信しました。") if public else _("内部メモを保存しました。"), "success")
+    return redirect(url_for("tickets.detail", ref=ticket.ref) + "#timeline")
+
+
+@bp.post("/tickets/<ref>/fields")
+@staff_required
+def update(ref: str):
+    ticket = _load(ref)
+    form = forms.FieldsForm()
+    _fill_choices(ticket, fields=form)
+    if not form.validate():
+        return _render_detail(ticket, status=400, fields=form)
+    try:
+        service.update_fields(db.session, ticket.id, _actor(), expected_version=form.version.data,
+                              priority=form.priority.data, category=form.category.data or "",
+                              assignee_id=int(form.assignee.data) if form.assignee.data else None,
+                              status=form.status.data)
+    except (service.VersionConflict, StaleDataError):
+        return _conflict(ticket.id, "fields", form, form.seen_event.data)
+    except service.TicketError as exc:
+        db.session.rollback()
+        form.status.errors = list(form.status.errors) + [str(exc)]
+        return _render_detail(db.session.get(Ticket, ticket.id), status=400, fields=form)
+    flash(_("チケットを更新しました。"), "success")
+    return redirect(url_for("tickets.detail", ref=ticket.ref))
+
+
+@bp.post("/tickets/<ref>/escalate")
+@staff_required
+def escalate(ref: str):
+    ticket = _load(ref)
+    form = forms.EscalateForm()
+    if not form.validate():
+        return _render_detail(ticket, status=400, escalate=form)
+    try:
+        service.escalate(db.session, ticket.id, form.tier.data, form.reason.data, _actor(),
+                         expected_version=form.version.data)
+    except (service.VersionConflict, StaleDataError):
+        return _conflict(ticket.id, "escalate", form, form.seen_event.data)
+    except service.TicketError as exc:
+        db.session.rollback()
+        form.tier.errors = list(form.tier.errors) + [str(exc)]
+        return _render_detail(db.session.get(Ticket, ticket.id), status=400, escalate=form)
+    flash(_("エスカレーションしました。"), "success")
+    return redirect(url_for("tickets.detail", ref=ticket.ref))
+
+
+@bp.post("/tickets/<ref>/tags")
+@staff_required
+def add_tag(ref: str):
+    ticket = _load(ref)
+    form = forms.TagForm()
+    if not form.validate():
+        return _render_detail(ticket, status=400, tag=form)
+    try:
+        service.add_tag(db.session, ticket.id, form.tag.data, _actor())
+    except service.TicketError as exc:
+        db.session.rollback()
+        form.tag.errors = [str(exc)]
+        return _render_detail(ticket, status=400, tag=form)
+    return redirect(url_for("tickets.detail", ref=ticket.ref) + "#tags")
+
+
+@bp.post("/tickets/<ref>/tags/remove")
+@staff_required
+def remove_tag(ref: str):
+    ticket = _load(ref)
+    form = forms.RemoveTagForm()
+    if form.validate():
+        service.remove_tag(db.session, ticket.id, form.tag.data, _actor())
+    return redirect(url_for("tickets.detail", ref=ticket.ref) + "#tags")
+
+
+def _other(ref_text: str) -> Ticket | None:
+    other_id = parse_ref(ref_text)
+    other = db.session.get(Ticket, other_id) if other_id else None
+    return other if other is not None and service.can_see(current_user, other) else None
+
+
+@bp.post("/tickets/<ref>/merge")
+@staff_required
+def merge(ref: str):
+    ticket = _load(ref)
+    form = forms.MergeForm()
+    if not form.validate():
+        return _render_detail(ticket, status=400, merge=form)
+    target = _other(form.target.data)
+    if target is None:
+        form.target.errors = [_("統合先のチケット %(ref)s が見つかりません。", ref=form.target.data.strip())]
+        return _render_detail(ticket, status=400, merge=form)
+    if form.version.data != ticket.version:
+        return _conflict(ticket.id, "merge", form, form.seen_event.data)
+    try:
+        service.merge_tickets(db.session, ticket.id, target.id, _actor())
+    except StaleDataError:
+        return _conflict(ticket.id, "merge", form, form.seen_event.data)
+    except service.TicketError as exc:
+        db.session.rollback()
+        form.target.errors = [str(exc)]
+        return _render_detail(db.session.get(Ticket, ticket.id), status=400, merge=form)
+    flash(_("%(src)s を %(dst)s に統合しました。", src=ticket.ref, dst=target.ref), "success")
+    return redirect(url_for("tickets.detail", ref=target.ref))
+
+
+@bp.post("/tickets/<ref>/link")
+@staff_required
+def link(ref: str):
+    ticket = _load(ref)
+    form = forms.LinkForm()
+    if not form.validate():
+        return _render_detail(ticket, status=400, link=form)
+    other = _other(form.other.data)
+    if other is None:
+        form.other.errors = [_("チケット %(ref)s が見つかりません。", ref=form.other.data.strip())]
+        return _render_detail(ticket, status=400, link=form)
+    try:
+        service.link_tickets(db.session, ticket.id, other.id, _actor())
+    except service.TicketError as exc:
+        db.session.rollback()
+        form.other.errors = [str(exc)]
+        return _render_detail(ticket, status=400, link=form)
+    flash(_("%(ref)s と関連付けました。", ref=other.ref), "success")
+    return redirect(url_for("tickets.detail", ref=ticket.ref) + "#related")
+
+
+@bp.post("/tickets/<ref>/articles/unlink")
+@staff_required
+def unlink_article(ref: str):
+    ticket = _load(ref)
+    form = forms.RemoveTagForm()  # one hidden value + CSRF
+    if form.validate():
+        service.unlink_article(db.session, ticket.id, form.tag.data, _actor())
+    return redirect(url_for("tickets.detail", ref=ticket.ref) + "#articles")
+
+
+@bp.post("/tickets/<ref>/presence")
+@staff_required
+def presence(ref: str):
+    """Collision hint: record this agent as viewing/replying; answer who else is here."""
+    ticket = _load(ref)
+    payload = request.get_json(silent=True) or {}
+    mode = "replying" if payload.get("mode") == "replying" else "viewing"
+    service.touch_presence(ticket.id, current_user.id, current_user.name, mode)
+    db.session.expire(ticket)
+    return jsonify({"ref": ticket.ref, "version": db.session.get(Ticket, ticket.id).version,
+                    "others": service.presence(ticket.id, exclude_user_id=current_user.id)})
+
+
+# --- macros admin ---------------------------------------------------------------------------
+
+def _macro_choices(form: forms.MacroForm) -> None:
+    form.set_status.choices = [("", _("（変更しない）"))] + forms.status_choices()
+    form.set_category.choices = [("", _("（変更しない）"))] + [(c.code, _category_label(c)) for c in _categories()]
+
+
+@bp.route("/agent/macros", methods=["GET", "POST"])
+@admin_required
+def macro_list():
+    form = forms.MacroForm()
+    _macro_choices(form)
+    status = 200
+    if request.method == "POST":
+        if form.validate():
+            try:
+                macros.save_macro(db.session, _actor(), title=form.title.data, body=form.body.data,
+                                  set_status=form.set_status.data or None, set_category=form.set_category.data or None,
+                                  active=form.active.data)
+                flash(_("マクロを作成しました。"), "success")
+                return redirect(url_for("tickets.macro_list"))
+            except macros.MacroError as exc:
+                db.session.rollback()
+                for name, message in exc.field_errors.items():
+                    getattr(form, name).errors = [message]
+        status = 400
+    rows = db.session.scalars(select(Macro).order_by(Macro.active.desc(), Macro.title)).all()
+    categories = {c.id: c for c in _categories()}
+    return render_template("tickets/macros.html", form=form, macros=rows, categories=categories,
+                           delete_form=forms.DeleteForm(), category_label=_category_label), status
+
+
+@bp.route("/agent/macros/<int:macro_id>", methods=["GET", "POST"])
+@admin_required
+def macro_edit(macro_id: int):
+    macro = db.session.get(Macro, macro_id) or abort(404)
+    category = db.session.get(Category, macro.set_category_id) if macro.set_category_id else None
+    form = forms.MacroForm(obj=None if request.method == "POST" else macro,
+                           set_category=category.code if category else "")
+    _macro_choices(form)
+    if request.method == "GET":
+        form.set_status.data = macro.set_status or ""
+    status = 200
+    if request.method == "POST":
+        if form.validate():
+            try:
+                macros.save_macro(db.session, _actor(), macro_id=macro.id, title=form.title.data,
+                                  body=form.body.data, set_status=form.set_status.data or None,
+                                  set_category=form.set_category.data or None, active=form.active.data)
+                flash(_("マクロを更新しました。"), "success")
+                return redirect(url_for("tickets.macro_list"))
+            except macros.MacroError as exc:
+                db.session.rollback()
+                for name, message in exc.field_errors.items():
+                    getattr(form, name).errors = [message]
+        status = 400
+    return render_template("tickets/macro_edit.html", form=form, macro=macro), status
+
+
+@bp.post("/agent/macros/<int:macro_id>/delete")
+@admin_required
+def macro_delete(macro_id: int):
+    form = forms.DeleteForm()
+    if not form.validate():
+        abort(400)
+    try:
+        macros.delete_macro(db.session, _actor(), macro_id)
+    except service.TicketError:
+        abort(404)
+    flash(_("マクロを無効にしました。"), "success")
+    return redirect(url_for("tickets.macro_list"))
+

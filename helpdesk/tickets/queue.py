@@ -341,7 +341,7 @@ def query_tickets(session, user: User, filters: QueueFilters, *, cursor: str | N
     dialect = session.get_bind().dialect.name
     score = None
     if sq is not None and sq:
-        candidates = search.candidate_clause(Ticket.search_text, Ticket.id, sq, dialect)
+        candidates = search.candidate_clause(Ticket.search_text, Ticket.id, sq, dialect, session)
         if filters.sort == "relevance":
             # Rank only the most recent candidates: bounded cost for very common terms.
             recent = (select(Ticket.id).where(*where, candidates)
@@ -393,8 +393,8 @@ def count_tickets(session, user: User, filters: QueueFilters, *, cap: int = COUN
     if sq is not None:
         if not sq:
             return Count(0, False)
-        where.append(search.candidate_clause(Ticket.search_text, Ticket.id, sq,
-                                             session.get_bind().dialect.name))
+        bind = session.get_bind()
+        where.append(search.candidate_clause(Ticket.search_text, Ticket.id, sq, bind.dialect.name, session))
     inner = select(Ticket.id).where(*where).limit(cap + 1).subquery()
     n = session.scalar(select(func.count()).select_from(inner)) or 0
     return Count(min(n, cap), n > cap)

@@ -172,10 +172,27 @@ def _fts5_quote(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 
 
-def candidate_clause(column, id_column, query: SearchQuery, dialect: str) -> ColumnElement:
+def _has_fts(session) -> bool:
+    """Whether the FTS5 table exists (SQLITE_DDL installed); cached per engine."""
+    if session is None:
+        return False
+    key = id(session.get_bind().engine)
+    cached = _FTS_PRESENT.get(key)
+    if cached is None:
+        cached = session.execute(text(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tickets_fts'")).first() is not None
+        if cached:  # a table added later by a migration is picked up
+            _FTS_PRESENT[key] = cached
+    return cached
+
+
+_FTS_PRESENT: dict[int, bool] = {}
+
+
+def candidate_clause(column, id_column, query: SearchQuery, dialect: str, session=None) -> ColumnElement:
     """The WHERE clause for tickets containing any content term (index-assisted on both databases)."""
     terms = query.candidate_terms
-    if dialect == "sqlite":
+    if dialect == "sqlite" and _has_fts(session):
         long_terms = [t for t in terms if len(t) >= 3]
         short_terms = [t for t in terms if len(t) < 3]
         clauses = []

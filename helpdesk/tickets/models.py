@@ -5,7 +5,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+                        UniqueConstraint, text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.common import TimestampMixin, UTCDateTime, utcnow
@@ -14,6 +14,7 @@ from helpdesk.extensions import db
 STATUSES = ("new", "open", "pending", "escalated", "resolved", "closed")
 OPEN_STATUSES = ("new", "open", "pending", "escalated")
 PRIORITIES = ("P1", "P2", "P3", "P4")
+_OPEN_SQL = "status IN ('new', 'open', 'pending', 'escalated')"
 CHANNELS = ("phone", "web", "email", "api")
 TIERS = ("L1", "L2", "dev")
 
@@ -75,6 +76,13 @@ class Ticket(TimestampMixin, db.Model):
         Index("ix_tickets_assignee_status", "assignee_id", "status"),
         Index("ix_tickets_category_created", "category_id", "created_at"),
         Index("ix_tickets_role_created", "role", "created_at"),
+        Index("ix_tickets_priority_status_created", "priority", "status", "created_at"),
+        Index("ix_tickets_status_updated", "status", "updated_at", "id"),
+        # Open tickets by priority and by due date (queue views): closed tickets are most of the table.
+        Index("ix_tickets_open_priority", "priority", "created_at", "id",
+              postgresql_where=text(_OPEN_SQL), sqlite_where=text(_OPEN_SQL)),
+        Index("ix_tickets_open_due", "resolution_due_at", "id",
+              postgresql_where=text(_OPEN_SQL), sqlite_where=text(_OPEN_SQL)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import and_, exists, false, func, literal, or_, select, tuple_
+from sqlalchemy import and_, exists, false, func, literal, or_, select, text, tuple_
 from sqlalchemy.orm import defer
 
 from helpdesk.accounts.models import Organisation, User
@@ -228,7 +228,9 @@ def _where(session, user: User, filters: QueueFilters) -> list:
     if filters.tiers:
         clauses.append(Ticket.tier.in_(filters.tiers))
     if filters.categories:
-        clauses.append(Ticket.category_id.in_(select(Category.id).where(Category.code.in_(filters.categories))))
+        # Resolved to ids first: the planner picks better plans for known values than for a subquery.
+        ids = session.scalars(select(Category.id).where(Category.code.in_(filters.categories))).all()
+        clauses.append(Ticket.category_id.in_(ids) if ids else false())
     if filters.assignee == "me":
         clauses.append(Ticket.assignee_id == user.id)
     elif filters.assignee == "none":
@@ -296,16 +298,17 @@ def _decode_cursor(cursor: str, sort: str, kinds: list[str]) -> list:
 
 def _order_spec(sort: str, score=None):
     """(columns, directions, cursor kinds) for a sort; the last key is always the id."""
-    due = func.coalesce(Ticket.resolution_due_at, literal(_FAR_FUTURE, UTCDateTime()))
     if sort == "created":
         return [Ticket.created_at, Ticket.id], ["asc", "asc"], ["datetime", "int"]
     if sort == "updated":
         return [Ticket.updated_at, Ticket.id], ["desc", "desc"], ["datetime", "int"]
     if sort == "priority":
-        return ([Ticket.priority, Ticket.created_at, Ticket.id], ["asc", "desc", "desc"],
+        # P1 first; within a priority, the ticket waiting longest first.
+        return ([Ticket.priority, Ticket.created_at, Ticket.id], ["asc", "asc", "asc"],
                 ["str", "datetime", "int"])
     if sort == "due":
-        return [due, Ticket.id], ["asc", "asc"], ["datetime", "int"]
+        # Soonest resolution due date first, tickets without one last (see _after_due).
+        return [Ticket.resolution_due_at, Ticket.id], ["asc", "asc"], ["datetime", "int"]
     if sort == "relevance":
         return ([score, Ticket.created_at, Ticket.id], ["desc", "desc", "desc"], ["int", "datetime", "int"])
     return [Ticket.created_at, Ticket.id], ["desc", "desc"], ["datetime", "int"]
@@ -332,6 +335,16 @@ def _after(columns, directions, values):
     return or_(*ors)
 
 
+def _after_due(values):
+    """Keyset predicate for ORDER BY resolution_due_at NULLS LAST, id."""
+    due, ticket_id = values
+    if due >= _FAR_FUTURE:
+        return and_(Ticket.resolution_due_at.is_(None), Ticket.id > ticket_id)
+    bound = literal(due, UTCDateTime())
+    return or_(tuple_(Ticket.resolution_due_at, Ticket.id) > tuple_(bound, literal(ticket_id)),
+               Ticket.resolution_due_at.is_(None))
+
+
 def query_tickets(session, user: User, filters: QueueFilters, *, cursor: str | None = None,
                   limit: int = 50) -> Page:
     """One page of tickets `user` may see, matching `filters`, in the chosen order."""
@@ -344,10 +357,7 @@ def query_tickets(session, user: User, filters: QueueFilters, *, cursor: str | N
         candidates = search.candidate_clause(Ticket.search_text, Ticket.id, sq, dialect, session)
         if filters.sort == "relevance":
             # Rank only the most recent candidates: bounded cost for very common terms.
-            recent = (select(Ticket.id).where(*where, candidates)
-                      .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-                      .limit(search.CANDIDATE_LIMIT).subquery())
-            where = [Ticket.id.in_(select(recent.c.id))]
+            where = [Ticket.id.in_(_recent_candidates(session, where, candidates, sq))]
             score = search.score_expression(Ticket.search_text, sq)
         else:
             where = where + [candidates]
@@ -358,8 +368,14 @@ def query_tickets(session, user: User, filters: QueueFilters, *, cursor: str | N
     stmt = select(Ticket) if score is None else select(Ticket, score.label("score"))
     stmt = stmt.options(defer(Ticket.search_text), defer(Ticket.body), defer(Ticket.context)).where(*where)
     if cursor:
-        stmt = stmt.where(_after(columns, directions, _decode_cursor(cursor, sort, kinds)))
+        values = _decode_cursor(cursor, sort, kinds)
+        if sort == "due":
+            stmt = stmt.where(_after_due(values))
+        else:
+            stmt = stmt.where(_after(columns, directions, values))
     order = [c.desc() if d == "desc" else c.asc() for c, d in zip(columns, directions)]
+    if sort == "due":
+        order = [Ticket.resolution_due_at.asc().nulls_last(), Ticket.id.asc()]
     rows = session.execute(stmt.order_by(*order).limit(limit + 1)).unique().all()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -380,10 +396,38 @@ def query_tickets(session, user: User, filters: QueueFilters, *, cursor: str | N
                 values.append(last.priority)
             elif column is Ticket.id:
                 values.append(last.id)
-            else:  # due
+            elif column is Ticket.resolution_due_at:  # None is encoded as the far future
                 values.append(last.resolution_due_at or _FAR_FUTURE)
         next_cursor = _encode_cursor(sort, values)
     return Page(items=items, next_cursor=next_cursor, scores=scores)
+
+
+#: Below this many estimated matches, PostgreSQL collects all matches through the trigram index
+#: (bitmap scan) and keeps the most recent; above it, walking the created_at index backwards
+#: finds the most recent matches sooner.
+BITMAP_BELOW = 40_000
+
+
+def _use_bitmap(session, where, candidates, sq: search.SearchQuery) -> bool:
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    if any(len(t) < 3 for t in sq.candidate_terms):
+        return False  # pg_trgm cannot serve 1–2 character terms
+    session.execute(text("SET LOCAL jit = off"))  # JIT compilation costs more than these queries
+    return search.estimate_rows(session, select(Ticket.id).where(*where, candidates)) < BITMAP_BELOW
+
+
+def _recent_candidates(session, where, candidates, sq: search.SearchQuery):
+    """SELECT of the ids of the CANDIDATE_LIMIT most recent matching tickets."""
+    if _use_bitmap(session, where, candidates, sq):
+        matches = (select(Ticket.id, Ticket.created_at).where(*where, candidates)
+                   .cte("matches").prefix_with("MATERIALIZED"))
+        return (select(matches.c.id).order_by(matches.c.created_at.desc(), matches.c.id.desc())
+                .limit(search.CANDIDATE_LIMIT))
+    recent = (select(Ticket.id).where(*where, candidates)
+              .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+              .limit(search.CANDIDATE_LIMIT).subquery())
+    return select(recent.c.id)
 
 
 def count_tickets(session, user: User, filters: QueueFilters, *, cap: int = COUNT_CAP) -> Count:
@@ -393,8 +437,14 @@ def count_tickets(session, user: User, filters: QueueFilters, *, cap: int = COUN
     if sq is not None:
         if not sq:
             return Count(0, False)
-        bind = session.get_bind()
-        where.append(search.candidate_clause(Ticket.search_text, Ticket.id, sq, bind.dialect.name, session))
+        candidates = search.candidate_clause(Ticket.search_text, Ticket.id, sq,
+                                             session.get_bind().dialect.name, session)
+        if _use_bitmap(session, where, candidates, sq):
+            matches = select(Ticket.id).where(*where, candidates).cte("matches").prefix_with("MATERIALIZED")
+            inner = select(matches.c.id).limit(cap + 1).subquery()
+            n = session.scalar(select(func.count()).select_from(inner)) or 0
+            return Count(min(n, cap), n > cap)
+        where.append(candidates)
     inner = select(Ticket.id).where(*where).limit(cap + 1).subquery()
     n = session.scalar(select(func.count()).select_from(inner)) or 0
     return Count(min(n, cap), n > cap)

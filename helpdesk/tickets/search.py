@@ -32,7 +32,7 @@ from sqlalchemy.sql import ColumnElement
 from helpdesk.text import normalize
 
 #: Ranking looks at this many most recent candidates at most.
-CANDIDATE_LIMIT = 3000
+CANDIDATE_LIMIT = 1000
 MAX_TERMS = 12
 
 POSTGRES_DDL = [
@@ -205,6 +205,18 @@ def candidate_clause(column, id_column, query: SearchQuery, dialect: str, sessio
         clauses += [_like(column, t) for t in short_terms]
         return or_(*clauses)
     return or_(*[_like(column, t) for t in terms])
+
+
+def estimate_rows(session, stmt) -> float:
+    """The PostgreSQL planner's row estimate for `stmt` (pg_trgm gives useful LIKE estimates)."""
+    compiled = stmt.compile(dialect=session.get_bind().dialect)
+    plan = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled),
+                                                compiled.params).scalar()
+    if isinstance(plan, str):
+        import json
+
+        plan = json.loads(plan)
+    return float(plan[0]["Plan"]["Plan Rows"])
 
 
 def score_in_python(search_text: str, query: SearchQuery) -> int:

@@ -123,7 +123,8 @@ def queue():
         current_query=urlencode(current_args), categories=_categories(), staff=_staff_users(),
         bulk_form=forms.BulkForm(back=request.full_path), view_form=forms.SavedViewForm(query=urlencode(current_args)),
         statuses=list(STATUS_LABELS.items()), tiers=TIERS, category_label=_category_label,
-        now_count=queue_mod.count_tickets(db.session, current_user, filters),
+        now_count=counts.get(view_key) if (view_key and not has_filters and counts.get(view_key) is not None)
+        else queue_mod.count_tickets(db.session, current_user, filters),
     )
 
 

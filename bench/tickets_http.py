@@ -1,0 +1,203 @@
+"""HTTP benchmark of the agent queue, search, ticket page and ticket creation (prints figures).
+
+Start the app under gunicorn on a seeded database first (see bench/tickets_setup.py), e.g.
+
+    DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/hd_tickets SECRET_KEY=bench \\
+    REDIS_URL=redis://127.0.0.1:6379/6 .venv/bin/gunicorn -w 4 -k gthread --threads 4 -b 127.0.0.1:8006 wsgi:app
+    .venv/bin/python bench/tickets_http.py --base http://127.0.0.1:8006 --requests 300 --threads 4
+
+Each worker thread logs in once as the demo agent and keeps one keep-alive connection. Figures are
+wall-clock latencies of whole HTTP requests (p50 / p95 / max) and requests per second.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import random
+import re
+import statistics
+import threading
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+
+AGENT = "agent1@helpdesk.example.jp"
+REQUESTER = "clinic@chiyoda-naika.example.jp"
+PASSWORD = "Demo-Passw0rd!"
+SEARCHES = ["ログインできない", "納品予定日", "印刷", "接種記録 修正", "パスワード再設定メール", "証明書エラー",
+            "配送先住所", "廃棄", "エラーコード", "Edge"]
+FILTERED = ["status=open&priority=P2", "status=active&category=delivery&role=clinic",
+            "status=pending&sort=updated", "assignee=none&status=active&sort=priority",
+            "tier=L2&status=escalated", "status=active&sla=breached&sort=due"]
+
+
+class Client:
+    """One keep-alive connection with a cookie jar of one session cookie."""
+
+    def __init__(self, base: str):
+        parts = urllib.parse.urlsplit(base)
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, str, dict]:
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form, doseq=True)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+                resp = self.conn.getresponse()
+                data = resp.read().decode("utf-8", "replace")
+                break
+            except (http.client.HTTPException, ConnectionError):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+                if attempt == 2:
+                    raise
+        for header, value in resp.getheaders():
+            if header.lower() == "set-cookie":
+                name, _, rest = value.partition("=")
+                self.cookies[name] = rest.split(";", 1)[0]
+        return resp.status, data, dict(resp.getheaders())
+
+    def login(self, email: str) -> None:
+        status, html, _ = self.request("GET", "/login")
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+        status, html, headers = self.request("POST", "/login", {"csrf_token": token, "email": email,
+                                                                "password": PASSWORD})
+        if status != 302:
+            raise SystemExit(f"login failed for {email}: {status}")
+
+
+def _pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def run(name: str, base: str, paths: list[str], threads: int, email: str = AGENT, expect: int = 200) -> None:
+    local = threading.local()
+    lock = threading.Lock()
+    clients: list[Client] = []
+
+    def client() -> Client:
+        if not hasattr(local, "c"):
+            local.c = Client(base)
+            local.c.login(email)
+            with lock:
+                clients.append(local.c)
+        return local.c
+
+    # Log every thread in before timing.
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda _: client(), range(threads * 4)))
+
+    def one(path: str) -> float:
+        c = client()
+        started = time.perf_counter()
+        status, _, _ = c.request("GET", path)
+        elapsed = time.perf_counter() - started
+        if status != expect:
+            raise RuntimeError(f"{path}: HTTP {status}")
+        return elapsed * 1000
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        times = list(pool.map(one, paths))
+    wall = time.perf_counter() - started
+    print(f"{name:<28} n={len(times):<5} p50={statistics.median(times):7.1f} ms  p95={_pct(times, 95):7.1f} ms  "
+          f"max={max(times):7.1f} ms  {len(times) / wall:6.1f} req/s")
+
+
+def create_tickets(base: str, n: int, threads: int) -> None:
+    """Submit the requester portal's new-ticket form n times (GET form + POST), if the portal exists."""
+    probe = Client(base)
+    probe.login(REQUESTER)
+    status, html, _ = probe.request("GET", "/portal/new")
+    if status != 200:
+        print(f"{'ticket creation (form)':<28} skipped: /portal/new answered {status}")
+        return
+    local = threading.local()
+
+    def client() -> Client:
+        if not hasattr(local, "c"):
+            local.c = Client(base)
+            local.c.login(REQUESTER)
+        return local.c
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda _: client(), range(threads * 4)))
+
+    def form_fields(page: str) -> dict:
+        form = re.search(r'<form[^>]*method="post"[^>]*action="/portal/new"[^>]*>(.*?)</form>', page, re.S)
+        form = form.group(1) if form else page
+        fields = {}
+        for tag in re.findall(r"<input[^>]*>", form):
+            name = re.search(r'name="([^"]+)"', tag)
+            value = re.search(r'value="([^"]*)"', tag)
+            if name and ('type="hidden"' in tag):
+                fields[name.group(1)] = value.group(1) if value else ""
+        for select in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', form, re.S):
+            options = re.findall(r'<option[^>]*value="([^"]+)"', select[1])
+            if options:
+                fields[select[0]] = options[-1]
+        return fields
+
+    def one(i: int) -> float:
+        c = client()
+        started = time.perf_counter()
+        status, page, _ = c.request("GET", "/portal/new")
+        fields = form_fields(page)
+        fields.update({"subject": f"ベンチマーク {i} 納品予定日が表示されない",
+                       "body": "希望数量を登録しましたが納品予定日が空欄のままです。", "description":
+                       "希望数量を登録しましたが納品予定日が空欄のままです。"})
+        status, _, _ = c.request("POST", "/portal/new", fields)
+        if status not in (302, 303):
+            raise RuntimeError(f"create: HTTP {status}")
+        return (time.perf_counter() - started) * 1000
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        times = list(pool.map(one, range(n)))
+    wall = time.perf_counter() - started
+    print(f"{'ticket creation (form)':<28} n={n:<5} p50={statistics.median(times):7.1f} ms  "
+          f"p95={_pct(times, 95):7.1f} ms  {n / wall:6.1f} tickets/s (GET form + POST each)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--base", default="http://127.0.0.1:8006")
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--max-id", type=int, required=True, help="highest ticket id (ticket pages are random ids)")
+    parser.add_argument("--create", type=int, default=0, help="tickets to create through the portal form")
+    args = parser.parse_args()
+    n, rng = args.requests, random.Random(5)
+    run("queue default view", args.base, ["/agent/queue"] * n, args.threads)
+    run("queue page 2..5 (cursor)", args.base, _cursor_paths(args.base, 4) * (n // 4), args.threads)
+    run("queue filtered view", args.base, [f"/agent/queue?{rng.choice(FILTERED)}" for _ in range(n)], args.threads)
+    run("Japanese full-text search", args.base,
+        [f"/agent/queue?q={urllib.parse.quote(rng.choice(SEARCHES))}" for _ in range(n)], args.threads)
+    run("ticket page", args.base, [f"/tickets/HD-{rng.randint(1, args.max_id):06d}" for _ in range(n)], args.threads)
+    if args.create:
+        create_tickets(args.base, args.create, args.threads)
+
+
+def _cursor_paths(base: str, pages: int) -> list[str]:
+    c = Client(base)
+    c.login(AGENT)
+    paths, path = [], "/agent/queue"
+    for _ in range(pages):
+        _, html, _ = c.request("GET", path)
+        match = re.search(r'<a href="([^"]+)" rel="next"', html)
+        if not match:
+            break
+        path = match.group(1).replace("&amp;", "&")
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    main()

@@ -351,10 +351,16 @@ def _render_detail(ticket: Ticket, *, reply_form=None, csat_form=None, status: i
     if merged_into is not None and not service.can_see(current_user, merged_into):
         merged_into = None
     can_act = may_act(current_user, ticket)
+    show_reply = ticket.status != "closed" and not current_user.is_staff
+    show_csat = ticket.status in ("resolved", "closed") and can_act and ticket.csat_score is None
+    # Errors of a form the page no longer shows (e.g. the ticket was closed meanwhile) go on top.
+    notices = list(reply_form.body.errors if reply_form is not None and not show_reply else [])
+    notices += list(csat_form.score.errors if csat_form is not None and not show_csat else [])
     return render_template(
         "tickets/portal_detail.html", ticket=ticket, entries=conversation(db.session, ticket, current_user),
         reply_form=reply_form or PortalReplyForm(formdata=None), csat_form=csat_form or CsatForm(formdata=None),
         close_form=PortalCloseForm(formdata=None), can_act=can_act, merged_into=merged_into,
+        show_reply=show_reply, show_csat=show_csat, notices=notices,
         status_help=STATUS_HELP.get(ticket.status, ""), is_open=ticket.status in OPEN_STATUSES,
         **_upload_context()), status
 

@@ -58,7 +58,7 @@ class IntakeForm(_Nonce, FlaskForm):
                            render_kw={"rows": 4})
     category = SelectField(_l("カテゴリ"), choices=[], validators=[Optional()])
     priority = SelectField(_l("優先度"), choices=[(p, p) for p in PRIORITIES], default="P3",
-                           validators=[InputRequired()])
+                           validators=[Optional()])  # missing = the default P3
     resolved_on_call = BooleanField(_l("通話中に解決した（一次解決）"))
     call_started_at = HiddenField(validators=[Optional(), Regexp(r"^\d{10,15}$")])
 

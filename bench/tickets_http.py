@@ -77,18 +77,17 @@ def _pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def run(name: str, base: str, paths: list[str], threads: int, email: str = AGENT, expect: int = 200) -> None:
-    local = threading.local()
-    lock = threading.Lock()
-    clients: list[Client] = []
+_LOCAL = threading.local()
 
+
+def run(name: str, base: str, paths: list[str], threads: int, email: str = AGENT, expect: int = 200) -> None:
     def client() -> Client:
-        if not hasattr(local, "c"):
-            local.c = Client(base)
-            local.c.login(email)
-            with lock:
-                clients.append(local.c)
-        return local.c
+        # One logged-in client per thread for the whole run (logins are rate limited).
+        if getattr(_LOCAL, "email", None) != email:
+            _LOCAL.c = Client(base)
+            _LOCAL.c.login(email)
+            _LOCAL.email = email
+        return _LOCAL.c
 
     # Log every thread in before timing.
     with ThreadPoolExecutor(threads) as pool:

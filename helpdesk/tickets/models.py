@@ -100,7 +100,7 @@ class Ticket(TimestampMixin, db.Model):
     status: Mapped[str] = mapped_column(String(12), default="new")
     tier: Mapped[str] = mapped_column(String(3), default="L1")
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     #: Slug of the manual article that resolved the ticket, if any.
     resolved_by_article: Mapped[str | None] = mapped_column(String(120))
 
@@ -203,7 +203,7 @@ class TicketLink(db.Model):
     __tablename__ = "ticket_links"
 
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
-    other_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    other_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
 class TicketArticle(db.Model):

@@ -448,3 +448,46 @@ def count_tickets(session, user: User, filters: QueueFilters, *, cap: int = COUN
     inner = select(Ticket.id).where(*where).limit(cap + 1).subquery()
     n = session.scalar(select(func.count()).select_from(inner)) or 0
     return Count(min(n, cap), n > cap)
+
+
+#: View counts are cached this long per user and view (agents reload the queue all day).
+COUNT_CACHE_SECONDS = 30
+_COUNT_CACHE: dict[str, tuple[float, int, bool]] = {}
+
+
+def cached_count(session, user: User, filters: QueueFilters, *, cap: int = COUNT_CAP) -> Count:
+    """count_tickets, remembered for COUNT_CACHE_SECONDS (Redis when configured, else this process)."""
+    import time
+
+    from flask import current_app, has_app_context
+
+    pairs = filters.to_args()
+    # Views that depend on who asks ("me", scoping) are keyed by user; the rest are shared by staff.
+    who = user.id if (filters.assignee == "me" or not user.is_staff) else "staff"
+    key = f"helpdesk:qcount:{who}:{cap}:{json.dumps(pairs, ensure_ascii=False)}"
+    redis_url = current_app.config.get("REDIS_URL") if has_app_context() else None
+    if has_app_context() and current_app.testing:
+        return count_tickets(session, user, filters, cap=cap)
+    if redis_url:
+        from helpdesk.jobs import redis_connection
+
+        try:
+            conn = redis_connection()
+            hit = conn.get(key)
+            if hit is not None:
+                value, capped = json.loads(hit)
+                return Count(value, capped)
+            result = count_tickets(session, user, filters, cap=cap)
+            conn.setex(key, COUNT_CACHE_SECONDS, json.dumps([result.value, result.capped]))
+            return result
+        except Exception:  # Redis down: count without the cache
+            return count_tickets(session, user, filters, cap=cap)
+    now = time.monotonic()
+    hit = _COUNT_CACHE.get(key)
+    if hit and now - hit[0] < COUNT_CACHE_SECONDS:
+        return Count(hit[1], hit[2])
+    result = count_tickets(session, user, filters, cap=cap)
+    if len(_COUNT_CACHE) > 10_000:
+        _COUNT_CACHE.clear()
+    _COUNT_CACHE[key] = (now, result.value, result.capped)
+    return result

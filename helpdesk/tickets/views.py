@@ -18,7 +18,7 @@ from helpdesk.audit import Actor
 from helpdesk.auth import admin_required, login_required, staff_required
 from helpdesk.extensions import db
 from helpdesk.security import client_ip, safe_next
-from helpdesk.templating import STATUS_LABELS
+from helpdesk.templating import ROLE_LABELS, STATUS_LABELS
 from helpdesk.tickets import bp, forms, macros, queue as queue_mod, service
 from helpdesk.tickets.models import (TIERS, Attachment, Category, Macro, SavedView, Ticket,
                                      TicketArticle, TicketEvent, parse_ref)
@@ -104,14 +104,15 @@ def queue():
         page = queue_mod.query_tickets(db.session, current_user, filters, limit=PAGE_SIZE)
     counts = {}
     for key, _label, vargs in BUILTIN_VIEWS:
-        counts[key] = queue_mod.count_tickets(db.session, current_user, queue_mod.parse_filters(MultiDict(vargs)))
+        counts[key] = queue_mod.cached_count(db.session, current_user, queue_mod.parse_filters(MultiDict(vargs)))
     for view in user_views:
         try:
-            counts[f"s{view.id}"] = queue_mod.count_tickets(
+            counts[f"s{view.id}"] = queue_mod.cached_count(
                 db.session, current_user, queue_mod.parse_filters(MultiDict(_parse_qs(view.query))))
         except queue_mod.FilterError:
             counts[f"s{view.id}"] = None
     current_args = filters.to_args()
+    categories = _categories()
     next_url = None
     if page.next_cursor:
         next_url = url_for("tickets.queue") + "?" + urlencode(
@@ -120,9 +121,12 @@ def queue():
         "tickets/queue.html", page=page, filters=filters, errors=errors, view_key=view_key,
         builtin_views=BUILTIN_VIEWS, user_views=user_views, counts=counts, next_url=next_url,
         first_url=url_for("tickets.queue") + "?" + urlencode(current_args) if cursor else None,
-        current_query=urlencode(current_args), categories=_categories(), staff=_staff_users(),
+        current_query=urlencode(current_args), categories=categories, staff=_staff_users(),
         bulk_form=forms.BulkForm(back=request.full_path), view_form=forms.SavedViewForm(query=urlencode(current_args)),
         statuses=list(STATUS_LABELS.items()), tiers=TIERS, category_label=_category_label,
+        status_labels={k: str(v) for k, v in STATUS_LABELS.items()},
+        role_labels={k: str(v) for k, v in ROLE_LABELS.items()},
+        category_labels={c.id: _category_label(c) for c in categories},
         now_count=counts.get(view_key) if (view_key and not has_filters and counts.get(view_key) is not None)
         else queue_mod.count_tickets(db.session, current_user, filters),
     )
@@ -222,10 +226,8 @@ def _load(ref: str) -> Ticket:
         abort(404)
 
 
-def _last_event_id(ticket: Ticket) -> int:
-    from sqlalchemy import func
-
-    return db.session.scalar(select(func.max(TicketEvent.id)).where(TicketEvent.ticket_id == ticket.id)) or 0
+def _last_event_id(items) -> int:
+    return max((obj.id for kind, _at, obj in items if kind == "event"), default=0)
 
 
 def _fill_choices(ticket: Ticket, reply=None, fields=None):
@@ -240,7 +242,8 @@ def _fill_choices(ticket: Ticket, reply=None, fields=None):
 
 
 def _render_detail(ticket: Ticket, *, status: int = 200, changes=None, **override):
-    version, last_event = ticket.version, _last_event_id(ticket)
+    items = service.timeline(db.session, ticket, include_internal=True)
+    version, last_event = ticket.version, _last_event_id(items)
     reply = override.get("reply") or forms.ReplyForm(formdata=None, version=version, seen_event=last_event)
     fields = override.get("fields") or forms.FieldsForm(
         formdata=None, version=version, seen_event=last_event, priority=ticket.priority,
@@ -252,7 +255,6 @@ def _render_detail(ticket: Ticket, *, status: int = 200, changes=None, **overrid
     for form in (reply, fields, escalate, merge):  # the agent saves against what the page now shows
         form.version.data, form.seen_event.data = version, last_event
         form.version.raw_data = form.seen_event.raw_data = None  # render the new values, not the posted ones
-    items = service.timeline(db.session, ticket, include_internal=True)
     articles = db.session.scalars(select(TicketArticle).where(TicketArticle.ticket_id == ticket.id)
                                   .order_by(TicketArticle.linked_at)).all()
     attachments = db.session.scalars(select(Attachment).where(Attachment.ticket_id == ticket.id)

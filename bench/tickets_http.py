@@ -172,15 +172,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--max-id", type=int, required=True, help="highest ticket id (ticket pages are random ids)")
     parser.add_argument("--create", type=int, default=0, help="tickets to create through the portal form")
+    parser.add_argument("--only", choices=["queue", "search", "ticket", "create"], default=None)
     args = parser.parse_args()
     n, rng = args.requests, random.Random(5)
-    run("queue default view", args.base, ["/agent/queue"] * n, args.threads)
-    run("queue page 2..5 (cursor)", args.base, _cursor_paths(args.base, 4) * (n // 4), args.threads)
-    run("queue filtered view", args.base, [f"/agent/queue?{rng.choice(FILTERED)}" for _ in range(n)], args.threads)
-    run("Japanese full-text search", args.base,
-        [f"/agent/queue?q={urllib.parse.quote(rng.choice(SEARCHES))}" for _ in range(n)], args.threads)
-    run("ticket page", args.base, [f"/tickets/HD-{rng.randint(1, args.max_id):06d}" for _ in range(n)], args.threads)
-    if args.create:
+    if args.only in (None, "queue"):
+        run("queue default view", args.base, ["/agent/queue"] * n, args.threads)
+        run("queue page 2..5 (cursor)", args.base, _cursor_paths(args.base, 4) * (n // 4), args.threads)
+        run("queue filtered view", args.base, [f"/agent/queue?{rng.choice(FILTERED)}" for _ in range(n)],
+            args.threads)
+    if args.only in (None, "search"):
+        run("Japanese full-text search", args.base,
+            [f"/agent/queue?q={urllib.parse.quote(rng.choice(SEARCHES))}" for _ in range(n)], args.threads)
+        for q in SEARCHES:
+            run(f"  search {q}", args.base, [f"/agent/queue?q={urllib.parse.quote(q)}"] * 20, args.threads)
+    if args.only in (None, "ticket"):
+        run("ticket page", args.base, [f"/tickets/HD-{rng.randint(1, args.max_id):06d}" for _ in range(n)],
+            args.threads)
+    if args.create and args.only in (None, "create"):
         create_tickets(args.base, args.create, args.threads)
 
 

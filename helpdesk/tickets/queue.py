@@ -402,10 +402,14 @@ def query_tickets(session, user: User, filters: QueueFilters, *, cursor: str | N
     return Page(items=items, next_cursor=next_cursor, scores=scores)
 
 
-#: Below this many estimated matches, PostgreSQL collects all matches through the trigram index
-#: (bitmap scan) and keeps the most recent; above it, walking the created_at index backwards
-#: finds the most recent matches sooner.
-BITMAP_BELOW = 40_000
+def _bitmap_threshold(session) -> float:
+    """Matches below which collecting every match (trigram bitmap scan) beats walking created_at.
+
+    Collecting costs ~ matches; walking the index backwards until CANDIDATE_LIMIT matches are found
+    costs ~ CANDIDATE_LIMIT * table_rows / matches. They break even at sqrt(CANDIDATE_LIMIT * rows).
+    """
+    rows = session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'tickets'")) or 0
+    return max(5_000.0, (search.CANDIDATE_LIMIT * max(float(rows), 1.0)) ** 0.5)
 
 
 def _use_bitmap(session, where, candidates, sq: search.SearchQuery) -> bool:
@@ -414,7 +418,8 @@ def _use_bitmap(session, where, candidates, sq: search.SearchQuery) -> bool:
     if any(len(t) < 3 for t in sq.candidate_terms):
         return False  # pg_trgm cannot serve 1–2 character terms
     session.execute(text("SET LOCAL jit = off"))  # JIT compilation costs more than these queries
-    return search.estimate_rows(session, select(Ticket.id).where(*where, candidates)) < BITMAP_BELOW
+    estimate = search.estimate_rows(session, select(Ticket.id).where(*where, candidates))
+    return estimate < _bitmap_threshold(session)
 
 
 def _recent_candidates(session, where, candidates, sq: search.SearchQuery):

@@ -128,7 +128,7 @@ def queue():
         role_labels={k: str(v) for k, v in ROLE_LABELS.items()},
         category_labels={c.id: _category_label(c) for c in categories},
         now_count=counts.get(view_key) if (view_key and not has_filters and counts.get(view_key) is not None)
-        else queue_mod.count_tickets(db.session, current_user, filters),
+        else queue_mod.cached_count(db.session, current_user, filters),
     )
 
 

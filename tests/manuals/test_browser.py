@@ -1,0 +1,90 @@
+"""Browser: an agent types a symptom, a manual suggestion appears, one click inserts it into the reply."""
+from __future__ import annotations
+
+import pytest
+
+from helpdesk.manuals import service
+from tests.e2e.conftest import browser, browser_login, in_live_app, live_app, live_server, page  # noqa: F401
+from tests.knowledge_base.conftest import ARTICLES, write_article
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def live_manuals(live_app, tmp_path):  # noqa: F811
+    root = tmp_path / "manuals"
+    for slug, (role, ja_t, ja_b, en_t, en_b, tags) in ARTICLES.items():
+        write_article(root, role, slug, "ja", ja_t, ja_b, tags)
+        write_article(root, role, slug, "en", en_t, en_b, tags)
+    saved = live_app.config["MANUALS_DIR"]
+    live_app.config["MANUALS_DIR"] = str(root)
+    service.invalidate_kb()
+    yield root
+    live_app.config["MANUALS_DIR"] = saved
+    service.invalidate_kb()
+
+
+def test_intake_suggestion_inserts_into_reply(page, live_server, browser_login, live_manuals):  # noqa: F811
+    browser_login(page, "agent1@helpdesk.example.jp")
+    page.goto(f"{live_server}/agent/intake")
+    source = page.locator("textarea[data-suggest-target]").first
+    source.click()
+    source.type("お世話になっております。パスワードを忘れてログインできません", delay=5)
+    item = page.locator("#kb-suggestions li.suggestion").first
+    item.wait_for()
+    assert "パスワードを忘れたときの再設定" in item.inner_text()
+    item.locator("button.suggestion__insert").click()
+    reply = page.locator("textarea[data-suggest-insert]").first
+    value = reply.input_value()
+    assert "パスワードを忘れたときの再設定" in value
+    assert "/manuals/common/password-reset" in value
+
+
+def test_ticket_page_insert_links_article(page, live_server, browser_login, live_manuals, in_live_app):  # noqa: F811
+    from sqlalchemy import select
+
+    from helpdesk.accounts.models import User
+    from helpdesk.audit import Actor
+    from helpdesk.tickets import service as tickets
+    from helpdesk.tickets.models import TicketEvent
+
+    def make(session):
+        requester = session.scalar(select(User).where(User.email == "clinic@chiyoda-naika.example.jp"))
+        t = tickets.create_ticket(session, actor=Actor(requester.id, requester.email), subject="受領できない",
+                                  body="ワクチンが届いたが受領ボタンがない", channel="web", requester_id=requester.id,
+                                  organisation_id=requester.organisation_id)
+        return t.id, t.ref
+
+    ticket_id, ref = in_live_app(make)
+    browser_login(page, "agent1@helpdesk.example.jp")
+    page.goto(f"{live_server}/tickets/{ref}")
+    source = page.locator("textarea[data-suggest-target]").first
+    if not source.get_attribute("data-link-url"):
+        pytest.fail("the ticket page has no data-link-url for /manuals/link")
+    source.click()
+    source.type("ワクチンが届いたので受領の確認をしたい", delay=5)
+    item = page.locator("#kb-suggestions li.suggestion[data-slug=delivery-confirmation]")
+    item.wait_for()
+    item.locator("button.suggestion__insert").click()
+    page.locator("#kb-suggestions li.suggestion--linked").wait_for()
+    assert "/manuals/clinic/delivery-confirmation" in source.input_value()
+
+    def events(session):
+        return [e.after for e in session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id,
+                                                                           TicketEvent.kind == "article"))]
+
+    assert in_live_app(events) == ["delivery-confirmation"]
+
+
+def test_manual_pages_are_accessible(page, live_server, browser_login, live_manuals):  # noqa: F811
+    from tests.e2e.conftest import run_axe
+
+    browser_login(page, "clinic@chiyoda-naika.example.jp")
+    for path in ("/manuals", "/manuals/common/password-reset", "/manuals?q=パスワード"):
+        page.goto(f"{live_server}{path}")
+        assert run_axe(page) == [], path
+    page.goto(f"{live_server}/manuals/common/password-reset")
+    page.check("input[name=helpful][value=yes]")
+    page.click("#feedback button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert "ご回答ありがとうございました" in page.inner_text("main")

@@ -191,8 +191,9 @@ _ALLOWED_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "ul", "ol"
                  "pre", "blockquote", "a", "table", "thead", "tbody", "tr", "th", "td", "img", "kbd", "del"}
 _ALLOWED_ATTRS = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "th": {"style"}, "td": {"style"},
                   "h1": {"id"}, "h2": {"id"}, "h3": {"id"}, "h4": {"id"}, "h5": {"id"}, "h6": {"id"}, "ol": {"start"}}
+#: Links between manual files: `../common/password-reset`, `password-reset.ja.md`, `../clinic/x.md#sec-2`.
 _MD_LINK_RE = re.compile(r"^(?:\.\./|\./)?(?:(?P<role>municipality|clinic|wholesaler|common)/)?"
-                         r"(?P<slug>[a-z0-9-]+)(?:\.(?:ja|en))?\.md(?P<frag>#.*)?$")
+                         r"(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)(?:\.(?:ja|en))?(?:\.md)?/?(?P<frag>#[\w-]*)?$")
 
 
 @dataclass(frozen=True)

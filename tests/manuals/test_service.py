@@ -46,10 +46,12 @@ def test_sanitising_removes_script_handlers_and_js_links():
 
 
 def test_toc_and_internal_links():
-    md = "# T\n\n## 手順\n\ntext [pw](../common/password-reset.ja.md#sec-1)\n\n### 詳細\n\n## エラー\n"
+    md = ("# T\n\n## 手順\n\ntext [pw](../common/password-reset.ja.md#sec-1) [lock](../common/account-locked)\n\n"
+          "### 詳細\n\n## エラー\n\n[ext](https://example.jp/x)\n")
     r = service.render_markdown(md, link_for=lambda role, slug: f"/manuals/{role or 'x'}/{slug}")
     assert [(lvl, label) for lvl, _a, label in r.toc] == [(2, "手順"), (3, "詳細"), (2, "エラー")]
     assert 'id="sec-2"' in r.html and 'href="/manuals/common/password-reset#sec-1"' in r.html
+    assert 'href="/manuals/common/account-locked"' in r.html and 'href="https://example.jp/x"' in r.html
 
 
 def test_sync_creates_version_only_on_change(db, manuals_dir):

@@ -87,8 +87,10 @@ class KnowledgeBase:
         for lang in LANGS:
             docs = [a for a in self.articles if a.lang == lang]
             have = {a.slug for a in docs}
-            docs += [a for a in self.articles if a.lang != lang and a.slug not in have
-                     and not any(b.slug == a.slug and b.lang < a.lang and b.lang != lang for b in self.articles)]
+            for a in self.articles:  # articles are sorted, so the first other translation wins
+                if a.slug not in have:
+                    docs.append(a)
+                    have.add(a.slug)
             self._docs[lang] = docs
             self._index[lang] = BM25FIndex([self._fields(a) for a in docs], self.tokenize)
         self._sent_cache: dict[tuple[str, str], list[tuple[str, frozenset[str]]]] = {}

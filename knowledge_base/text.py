@@ -40,7 +40,9 @@ STOP_PHRASES = tuple(sorted({
 }, key=len, reverse=True))
 _STOP_PHRASE_RE = re.compile("|".join(re.escape(p) for p in STOP_PHRASES))
 #: Name-like lines ("〇〇市 健康課 山田です") in ticket texts.
-_SIGNATURE_RE = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ff]{1,8}(?:です|と申します|でございます)(?=$|[。、\s!！])")
+#: Self-introductions: "…と申します", and a kanji name after の ("健康課の山田です"); symptom words such as
+#: "エラーです" are not names and stay.
+_SIGNATURE_RE = re.compile(r"[^\s。、!?]{1,20}と申します|(?<=の)[\u4e00-\u9fff]{1,4}(?:です|でございます)(?=$|[。、\s!！])")
 
 #: A small general list of domain synonyms (both directions); used to expand queries at a lower weight.
 SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (

@@ -78,3 +78,10 @@ def test_suggest_ignores_politeness(kb):
 
 def test_empty_query_returns_nothing(kb):
     assert kb.search("") == [] and kb.suggest("   ") == [] and kb.search("x", k=0) == []
+
+
+def test_strip_noise_keeps_symptoms():
+    text = normalize("お世話になっております。千代田区健康課の山田です。画面にエラーです、と出ます。佐藤と申します。よろしくお願いします。")
+    stripped = strip_noise(text)
+    assert "山田" not in stripped and "佐藤" not in stripped and "お世話" not in stripped and "よろしく" not in stripped
+    assert "エラーです" in stripped and "画面" in stripped

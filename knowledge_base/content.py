@@ -254,7 +254,8 @@ def load_directory(directory: str | Path) -> tuple[list[Article], list[ContentEr
             if lang not in langs:
                 some = next(iter(langs.values()))
                 expected = Path(some.path).with_name(f"{slug}.{lang}.md")
-                errors.append(ContentError(some.path, "lang", f"translation missing: {expected} does not exist"))
+                if not expected.exists():  # an existing but broken file has its own error already
+                    errors.append(ContentError(some.path, "lang", f"translation missing: {expected} does not exist"))
     for a in articles:
         for rel in a.related:
             if rel not in by_slug:

@@ -1,9 +1,30 @@
-"""The api domain."""
+"""The api domain: JSON API v1 (token auth), OpenAPI document, API tokens and webhook admin pages."""
 import logging
 
-from flask import Blueprint
+from flask import Blueprint, current_app
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates")
 
-from helpdesk.api import views  # noqa: E402,F401  (routes register on bp)
+DEFAULT_RATE_LIMIT = "600 per minute"
+
+
+def _rate_limit() -> str:
+    return current_app.config.get("API_RATE_LIMIT") or DEFAULT_RATE_LIMIT
+
+
+def _setup() -> None:
+    from helpdesk.api.admin import admin_bp
+    from helpdesk.api.framework import rate_limit_key
+    from helpdesk.extensions import csrf, limiter
+
+    # Token-authenticated: no cookies are read, so CSRF does not apply (the admin pages keep it).
+    csrf.exempt(bp)
+    limiter.limit(_rate_limit, key_func=rate_limit_key)(bp)
+    # The admin pages live outside /api/v1; they register with the API blueprint.
+    bp.record_once(lambda state: state.app.register_blueprint(admin_bp))
+
+
+from helpdesk.api import docs, views  # noqa: E402,F401  (routes register on bp)
+
+_setup()

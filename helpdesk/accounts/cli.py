@@ -1,0 +1,80 @@
+"""`helpdesk import-users FILE.csv`: bulk onboarding of users and organisations."""
+from __future__ import annotations
+
+import time
+
+import click
+from flask.cli import with_appcontext
+
+MAX_ERRORS_SHOWN = 200
+
+
+@click.command("import-users")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="check every line and count the changes, write nothing")
+@click.option("--initial-passwords", "passwords_out", type=click.Path(dir_okay=False, writable=True),
+              help="generate initial passwords for new users and write them to this CSV (owner-readable only); "
+                   "slow: argon2 hashing")
+@click.option("--errors", "errors_out", type=click.Path(dir_okay=False, writable=True),
+              help="also write every refused line (line,reason) to this CSV")
+@with_appcontext
+def import_users_cli(path: str, dry_run: bool, passwords_out: str | None, errors_out: str | None) -> None:
+    """Import users from CSV (email,name,org_code,org_name,org_kind,prefecture,roles); idempotent.
+
+    UTF-8 (with or without BOM) or Shift_JIS/cp932. New users are invited without a password (they
+    activate through a reset link) unless --initial-passwords is given. Exit code 1 when a line failed.
+    """
+    from helpdesk.accounts.importer import ImportFileError, decode, import_users, write_passwords
+    from helpdesk.audit import Actor
+    from helpdesk.cli import ensure_db
+    from helpdesk.extensions import db
+
+    ensure_db()
+    started = time.perf_counter()
+    with open(path, "rb") as fh:
+        data = fh.read()
+    try:
+        text, encoding = decode(data)
+    except ImportFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"文字コード / encoding: {encoding}")
+    estimate = max(1, text.count("\n"))
+    del text
+    try:
+        with click.progressbar(length=estimate * 2, label="import", file=click.get_text_stream("stderr"),
+                               show_pos=False) as bar:
+            result = import_users(db.session, data, actor=Actor.system("cli:import-users"), dry_run=dry_run,
+                                  initial_passwords=bool(passwords_out), source=path, progress=bar.update)
+            bar.update(estimate * 2)
+    except ImportFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    elapsed = time.perf_counter() - started
+
+    for line, message in result.errors[:MAX_ERRORS_SHOWN]:
+        click.echo(f"{path}:{line}: {message}", err=True)
+    if len(result.errors) > MAX_ERRORS_SHOWN:
+        click.echo(f"... さらに {len(result.errors) - MAX_ERRORS_SHOWN} 件のエラー（--errors FILE で全件を出力）",
+                   err=True)
+    if errors_out:
+        import csv
+
+        from helpdesk.common import csv_safe
+
+        with open(errors_out, "w", encoding="utf-8-sig", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["line", "reason"])
+            writer.writerows((line, csv_safe(message)) for line, message in result.errors)
+    if passwords_out and not dry_run:
+        write_passwords(passwords_out, result)
+        click.echo(f"initial passwords: {len(result.passwords)} written to {passwords_out}")
+
+    prefix = "[dry run] " if dry_run else ""
+    click.echo(f"{prefix}lines: {result.lines}, created: {result.created}, updated: {result.updated}, "
+               f"unchanged: {result.unchanged}, failed: {result.failed}, "
+               f"organisations created: {result.orgs_created}, organisations updated: {result.orgs_updated} "
+               f"({elapsed:.1f} s)")
+    if result.failed:
+        raise SystemExit(1)
+
+
+COMMANDS = [import_users_cli]

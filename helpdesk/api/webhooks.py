@@ -39,6 +39,10 @@ class UnsafeURL(ValueError):
     """The URL may not be called (bad scheme, or it resolves to an address we never call)."""
 
 
+class Unresolvable(UnsafeURL):
+    """The host name does not resolve (now): refused at subscription time, retried at delivery time."""
+
+
 @dataclass(frozen=True)
 class Target:
     scheme: str
@@ -64,11 +68,11 @@ def resolve(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeURL(f"ホスト名「{host}」を解決できません。") from exc
+        raise Unresolvable(f"ホスト名「{host}」を解決できません。") from exc
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
-def check_url(url: str, allowed_hosts=(), resolver=resolve) -> Target:
+def check_url(url: str, allowed_hosts=(), resolver=None) -> Target:
     """Validate a webhook URL; every address it resolves to must be public unless the host is allow-listed."""
     if not isinstance(url, str) or len(url) > 2000:
         raise UnsafeURL("URLは2000文字以内で入力してください。")
@@ -86,9 +90,9 @@ def check_url(url: str, allowed_hosts=(), resolver=resolve) -> Target:
     host = parts.hostname
     port = port or (443 if parts.scheme == "https" else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    addresses = resolver(host, port)
+    addresses = (resolver or resolve)(host, port)
     if not addresses:
-        raise UnsafeURL(f"ホスト名「{host}」を解決できません。")
+        raise Unresolvable(f"ホスト名「{host}」を解決できません。")
     if not _allowed(host, allowed_hosts):
         for address in addresses:
             ip = ipaddress.ip_address(address.split("%")[0])
@@ -174,7 +178,7 @@ def _claim(session, outbox_id: int, now: dt.datetime) -> bool:
     return result.rowcount == 1
 
 
-def deliver(session, outbox_id: int, *, allowed_hosts=(), resolver=resolve, now: dt.datetime | None = None) -> str:
+def deliver(session, outbox_id: int, *, allowed_hosts=(), resolver=None, now: dt.datetime | None = None) -> str:
     """Deliver one webhook outbox row if it is due; returns its state afterwards (or 'skipped')."""
     from helpdesk.notify.models import DeliveryAttempt, Outbox
 
@@ -194,9 +198,11 @@ def deliver(session, outbox_id: int, *, allowed_hosts=(), resolver=resolve, now:
     status, error = None, None
     try:
         target = check_url(row.recipient, allowed_hosts, resolver)
-        status, text = post_json(target, body, headers)
+        status, text = post_json(target, body, headers)  # noqa: F841
         if not 200 <= status < 300:
             error = f"HTTP {status}: {text[:300]}"
+    except Unresolvable as exc:
+        error = f"dns: {exc}"
     except UnsafeURL as exc:
         error = f"refused: {exc}"
     except (OSError, http.client.HTTPException) as exc:

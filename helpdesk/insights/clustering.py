@@ -1,0 +1,254 @@
+"""Recurring-issue detection: group tickets that describe the same problem.
+
+`cluster_texts(items)` takes (key, text) pairs and returns the groups of 3+ tickets, largest
+first; tickets that fit no group are left out. Pipeline (chosen by `bench/recurring_quality.py`,
+which measures the alternatives on a labelled set and checks a held-out set):
+
+1. `textprep.prepare`: boilerplate and personal data removed, MeCab (fugashi + unidic-lite)
+   dictionary forms of content words, negation kept, a small domain thesaurus applied.
+2. TF-IDF over word unigrams + bigrams (a word must occur in 2+ tickets), sublinear tf,
+   L2-normalised, concatenated with a lighter character 2–3-gram TF-IDF of the cleaned text
+   (it catches typos and words the tokenizer splits differently).
+3. LSA: truncated SVD to k = round(sqrt(n)) dimensions (derived from the data size, capped);
+   tickets about a recurring problem share vocabulary with many others, so most of their
+   TF-IDF vector lies in that subspace, while a one-off ticket's words are its own: a ticket
+   whose captured share ("energy", the norm of its projection) is below `MIN_ENERGY` is left
+   out before clustering. This is what keeps one-off tickets from being pulled into groups.
+4. Agglomerative clustering (scikit-learn), average linkage, cosine distance on the normalised
+   LSA vectors, cut at the constant `DISTANCE_THRESHOLD`.
+5. Groups smaller than `MIN_GROUP_SIZE` are dropped (not recurring).
+
+All constants were fixed on the labelled set (`bench/recurring_quality.py --sweep`) and are
+never tuned per data set at run time.
+
+Large inputs: the full clustering runs on the most recent `MAX_FULL` tickets; older ones are
+then assigned to the nearest group centroid when their similarity to it is at least as high as
+the loosest member's (`assign_to_groups`, also used by the incremental job for new tickets).
+Pure Python + scikit-learn, no Flask.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Hashable, Sequence
+
+import numpy as np
+from scipy import sparse
+from sklearn.cluster import AgglomerativeClustering
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from helpdesk.insights.textprep import prepare, strip_boilerplate
+
+MIN_GROUP_SIZE = 3
+DISTANCE_THRESHOLD = 0.50
+MIN_ENERGY = 0.40
+LSA_PER_SQRT_N = 1.0
+LSA_MAX_DIMS = 150
+CHAR_WEIGHT = 0.5
+MAX_FULL = 6000
+LINKAGE = "average"
+
+
+@dataclass
+class Group:
+    """One recurring issue: its tickets' keys, the words that characterise it, a label, an example."""
+
+    keys: list = field(default_factory=list)
+    top_terms: list[str] = field(default_factory=list)
+    label: str = ""
+    representative: Hashable | None = None
+    #: Mean vector of the members in the model's space (for assigning new tickets); not serialised.
+    centroid: Any = None
+    #: Lowest cosine similarity of a member to the centroid: the group's own admission bar.
+    min_similarity: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {"keys": list(self.keys), "top_terms": list(self.top_terms), "label": self.label,
+                "representative": self.representative, "size": len(self.keys)}
+
+
+def _split(text: str) -> list[str]:
+    return text.split()
+
+
+def _split_text(text: str) -> tuple[str, str]:
+    subject, _, body = text.partition("\n")
+    return subject, body
+
+
+class Model:
+    """The fitted vectorisers: turn prepared texts into comparable vectors."""
+
+    def __init__(self, char_weight: float = CHAR_WEIGHT, min_energy: float = MIN_ENERGY):
+        self.char_weight = char_weight
+        self.min_energy = min_energy
+        self.svd: TruncatedSVD | None = None
+        self.words = TfidfVectorizer(analyzer=_split, ngram_range=(1, 1), min_df=2, sublinear_tf=True,
+                                     dtype=np.float32)
+        self.bigrams = TfidfVectorizer(analyzer=_bigrams, min_df=2, sublinear_tf=True, dtype=np.float32)
+        self.chars = TfidfVectorizer(analyzer="char", ngram_range=(2, 3), min_df=2, sublinear_tf=True,
+                                     dtype=np.float32)
+
+    def fit_transform(self, token_texts: list[str], clean_texts: list[str]):
+        words = sparse.hstack([self.words.fit_transform(token_texts), 0.7 * self.bigrams.fit_transform(token_texts)])
+        return self._combine(words, self.chars.fit_transform(clean_texts) if self.char_weight else None)
+
+    def transform(self, token_texts: list[str], clean_texts: list[str]):
+        words = sparse.hstack([self.words.transform(token_texts), 0.7 * self.bigrams.transform(token_texts)])
+        return self._combine(words, self.chars.transform(clean_texts) if self.char_weight else None)
+
+    def _combine(self, words, chars):
+        words = normalize(sparse.csr_matrix(words))
+        if chars is None:
+            return words
+        return normalize(sparse.hstack([words, self.char_weight * chars]).tocsr())
+
+    def fit_lsa(self, tfidf, k: int) -> None:
+        self.svd = TruncatedSVD(n_components=k, random_state=0, algorithm="randomized", n_iter=7)
+        self.svd.fit(tfidf)
+
+    def project(self, tfidf) -> tuple[np.ndarray, np.ndarray]:
+        """Return (unit LSA vectors, energy = share of each TF-IDF vector kept by the LSA subspace)."""
+        z = self.svd.transform(tfidf).astype(np.float32)
+        energy = np.linalg.norm(z, axis=1)
+        safe = np.where(energy > 0, energy, 1.0)[:, None]
+        return z / safe, energy
+
+    def terms(self) -> np.ndarray:
+        return self.words.get_feature_names_out()
+
+
+def _bigrams(text: str) -> list[str]:
+    toks = text.split()
+    return [f"{a} {b}" for a, b in zip(toks, toks[1:])]
+
+
+def prepare_items(items: Sequence[tuple[Hashable, str]]) -> tuple[list[str], list[str]]:
+    """Return (token texts, cleaned texts) for (key, "subject\\nbody") items."""
+    tokens, cleaned = [], []
+    for _, text in items:
+        subject, body = _split_text(text or "")
+        tokens.append(prepare(subject, body))
+        cleaned.append(strip_boilerplate(text or "").replace("\n", " "))
+    return tokens, cleaned
+
+
+def lsa_dims(n_docs: int, n_features: int) -> int:
+    """Number of LSA dimensions for a collection: about sqrt(n), within what the matrix allows."""
+    k = int(round(LSA_PER_SQRT_N * np.sqrt(max(n_docs, 1))))
+    return max(1, min(k, LSA_MAX_DIMS, n_docs - 1, n_features - 1))
+
+
+def _labels(matrix, *, threshold: float, linkage: str) -> np.ndarray:
+    n = matrix.shape[0]
+    if n < 2:
+        return np.full(n, -1)
+    dense = matrix.toarray() if sparse.issparse(matrix) else matrix
+    model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage=linkage,
+                                    distance_threshold=threshold)
+    return model.fit_predict(dense)
+
+
+def _describe(model: Model, word_matrix, members: np.ndarray, all_vectors, keys: list) -> Group:
+    sub = word_matrix[members]
+    weights = np.asarray(sub.mean(axis=0)).ravel()
+    # Rank words by mean TF-IDF weight times the share of members using them.
+    share = np.asarray((sub > 0).mean(axis=0)).ravel()
+    score = weights * share
+    terms = model.terms()
+    order = [i for i in np.argsort(-score) if score[i] > 0][:8]
+    top = [_display(terms[i]) for i in order]
+    vecs = all_vectors[members]
+    centroid = np.asarray(vecs.mean(axis=0)).ravel()
+    norm = np.linalg.norm(centroid) or 1.0
+    centroid = centroid / norm
+    sims = np.asarray(vecs @ centroid).ravel()
+    representative = keys[members[int(np.argmax(sims))]]
+    label = "・".join(top[:3]) if top else str(representative)
+    return Group(keys=[keys[i] for i in members], top_terms=top, label=label, representative=representative,
+                 centroid=centroid.astype(np.float32), min_similarity=float(sims.min()))
+
+
+def _display(term: str) -> str:
+    return term.replace("_ない", "（ない）")
+
+
+def cluster_prepared(keys: list, token_texts: list[str], clean_texts: list[str], *,
+                     threshold: float = DISTANCE_THRESHOLD, linkage: str = LINKAGE,
+                     char_weight: float = CHAR_WEIGHT, min_energy: float = MIN_ENERGY,
+                     min_size: int = MIN_GROUP_SIZE,
+                     max_full: int = MAX_FULL, order: Sequence[int] | None = None) -> tuple[list[Group], Model]:
+    """Cluster already prepared texts; `order` lists indexes newest first (for the MAX_FULL cut)."""
+    n = len(keys)
+    model = Model(char_weight, min_energy)
+    if n == 0:
+        return [], model
+    full_idx = np.arange(n) if n <= max_full else np.asarray(list(order or range(n))[:max_full])
+    if len(full_idx) < min_size:
+        return [], model
+    try:
+        tfidf = model.fit_transform([token_texts[i] for i in full_idx], [clean_texts[i] for i in full_idx])
+    except ValueError:  # empty vocabulary: nothing in common at all
+        return [], model
+    k = lsa_dims(tfidf.shape[0], tfidf.shape[1])
+    if k < 2:
+        return [], model
+    model.fit_lsa(tfidf, k)
+    reduced, energy = model.project(tfidf)
+    word_full = model.words.transform([token_texts[i] for i in full_idx])
+    labels = np.full(len(full_idx), -1)
+    ok = np.flatnonzero((energy >= model.min_energy) & (energy > 1e-6))
+    if len(ok) >= min_size:
+        labels[ok] = _labels(reduced[ok], threshold=threshold, linkage=linkage)
+    vectors_full = reduced
+    full_keys = [keys[i] for i in full_idx]
+    groups = []
+    for label, count in Counter(labels.tolist()).items():
+        if label < 0 or count < min_size:
+            continue
+        members = np.flatnonzero(labels == label)
+        groups.append(_describe(model, word_full, members, vectors_full, full_keys))
+    if n > max_full and groups:
+        rest = np.setdiff1d(np.arange(n), full_idx)
+        vectors_rest, energy_rest = model.project(
+            model.transform([token_texts[i] for i in rest], [clean_texts[i] for i in rest]))
+        for group_index, pos in assign_vectors(groups, vectors_rest):
+            if group_index is not None and energy_rest[pos] >= model.min_energy:
+                groups[group_index].keys.append(keys[rest[pos]])
+    groups.sort(key=lambda g: (-len(g.keys), str(g.label)))
+    return groups, model
+
+
+def assign_vectors(groups: list[Group], vectors) -> list[tuple[int | None, int]]:
+    """For each row of `vectors`, the index of the group it joins (nearest centroid, above its bar)."""
+    if not groups or vectors.shape[0] == 0:
+        return [(None, i) for i in range(vectors.shape[0])]
+    centroids = np.vstack([g.centroid for g in groups])
+    bars = np.array([g.min_similarity for g in groups], dtype=np.float32)
+    out = []
+    step = 5000
+    for start in range(0, vectors.shape[0], step):
+        sims = np.asarray(vectors[start:start + step] @ centroids.T)
+        best = sims.argmax(axis=1)
+        for row, g in enumerate(best):
+            ok = sims[row, g] >= bars[g] and sims[row, g] > 0
+            out.append((int(g) if ok else None, start + row))
+    return out
+
+
+def cluster_texts(items: list[tuple[Hashable, str]], *, now: dt.datetime | None = None,
+                  **options) -> list[Group]:
+    """Group (key, text) items describing the same problem; groups of 3+ only, largest first.
+
+    `text` is "subject\\nbody". Items are taken as given in time order, oldest first, when more
+    than MAX_FULL are passed (the newest MAX_FULL are clustered, the rest assigned). `now` is
+    accepted for callers that window by time; the method itself does not depend on it.
+    """
+    keys = [key for key, _ in items]
+    token_texts, clean_texts = prepare_items(items)
+    order = list(range(len(items)))[::-1]
+    groups, _ = cluster_prepared(keys, token_texts, clean_texts, order=order, **options)
+    return groups

@@ -18,6 +18,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
+from helpdesk import audit
 from helpdesk.accounts.models import User
 from helpdesk.audit import Actor
 from helpdesk.auth import login_required
@@ -88,6 +89,7 @@ def requester_close(session, user: User, ticket_id: int, action: str, actor: Act
         service.change_status(session, ticket.id, "closed", actor, commit=False)
     else:
         raise service.TicketError("この操作はできません。")
+    audit.record(session, actor, f"ticket.portal_{action}", "ticket", ticket.id, {"ref": ticket.ref})
     session.commit()
     return ticket
 
@@ -99,7 +101,10 @@ def requester_rate(session, user: User, ticket_id: int, score: int, comment: str
         raise service.TicketError("評価できるのは、お問い合わせをした方だけです。")
     if ticket.csat_score is not None:
         raise service.TicketError("このお問い合わせは既に評価いただいています。ありがとうございました。")
-    return service.rate(session, ticket.id, score, comment, actor)
+    service.rate(session, ticket.id, score, comment, actor, commit=False)
+    audit.record(session, actor, "ticket.csat", "ticket", ticket.id, {"ref": ticket.ref, "score": score})
+    session.commit()
+    return ticket
 
 
 def submit_ticket(session, user: User, actor: Actor, *, subject: str, description: str, category: str | None,
@@ -110,6 +115,8 @@ def submit_ticket(session, user: User, actor: Actor, *, subject: str, descriptio
                                    category=category or None, nonce=nonce, commit=False)
     for checked in files:
         store(session, ticket, checked, actor)
+    audit.record(session, actor, "ticket.portal_submitted", "ticket", ticket.id,
+                 {"ref": ticket.ref, "files": len(files)})
     session.commit()
     return ticket
 
@@ -119,6 +126,8 @@ def requester_reply(session, user: User, ticket_id: int, body: str, files, actor
     comment = service.add_comment(session, ticket.id, body, actor, public=True, via="web", commit=False)
     for checked in files:
         store(session, ticket, checked, actor, comment_id=comment.id)
+    audit.record(session, actor, "ticket.portal_reply", "ticket", ticket.id,
+                 {"ref": ticket.ref, "comment_id": comment.id, "files": len(files)})
     session.commit()
     return comment
 

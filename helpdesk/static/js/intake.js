@@ -66,6 +66,8 @@
     hd.contactCombobox(search, document.getElementById("caller-listbox"), {
       url: form.dataset.contactsUrl,
       statusEl: document.getElementById("caller-status"),
+      labels: {count: form.dataset.labelCount, none: form.dataset.labelNone, selected: form.dataset.labelSelected,
+               review: form.dataset.labelReview, error: form.dataset.labelError},
       onSelect: function (contact) {
         setCaller(contact);
         var subject = document.getElementById("subject");

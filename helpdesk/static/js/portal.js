@@ -21,7 +21,7 @@
         li.textContent = f.name + "（" + size(f.size) + "）";
         if (max && f.size > max) {
           li.className = "field-error";
-          li.textContent += " — 大きすぎます（" + size(max) + "まで）";
+          li.textContent += " — " + (input.dataset.labelTooBig || "too big");
           problems.push(f.name);
         }
         list.appendChild(li);
@@ -29,11 +29,11 @@
       if (maxFiles && input.files.length > maxFiles) {
         var li = document.createElement("li");
         li.className = "field-error";
-        li.textContent = "ファイルは" + maxFiles + "個までです。";
+        li.textContent = input.dataset.labelTooMany || "too many files";
         list.appendChild(li);
         problems.push("count");
       }
-      input.setCustomValidity(problems.length ? "添付ファイルを確認してください。" : "");
+      input.setCustomValidity(problems.length ? (input.dataset.labelCheck || "!") : "");
     });
   });
 })();

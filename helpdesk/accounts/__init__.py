@@ -6,4 +6,4 @@ from flask import Blueprint
 logger = logging.getLogger(__name__)
 bp = Blueprint("accounts", __name__, template_folder="templates")
 
-from helpdesk.accounts import views  # noqa: E402,F401
+from helpdesk.accounts import admin_views, views  # noqa: E402,F401

@@ -214,3 +214,385 @@ def get_or_create_organisation(session, *, code: str, name: str, kind: str, pref
         session.add(org)
         session.flush()
     return org
+
+
+# --------------------------------------------------------------------------- activation dashboard
+
+import csv as _csv  # noqa: E402
+import io as _io  # noqa: E402
+from dataclasses import dataclass as _dataclass  # noqa: E402
+
+from sqlalchemy import and_, case, func, or_  # noqa: E402
+
+from helpdesk.common import ORG_KINDS, PREFECTURES, USER_ROLES, csv_safe  # noqa: E402
+from helpdesk.text import normalize  # noqa: E402
+
+PAGE_SIZE = 50
+
+
+def _state_columns(now: dt.datetime):
+    locked = and_(User.locked_at.is_not(None), or_(User.locked_until.is_(None), User.locked_until > now))
+    return (
+        func.count(User.id).label("total"),
+        func.sum(case((User.state == "invited", 1), else_=0)).label("invited"),
+        func.sum(case((User.state == "activated", 1), else_=0)).label("activated"),
+        func.sum(case((locked, 1), else_=0)).label("locked"),
+        func.sum(case((User.state == "disabled", 1), else_=0)).label("disabled"),
+    )
+
+
+def activation_stats(session, now: dt.datetime | None = None) -> dict:
+    """Invited / activated / locked / disabled counts of organisation users, by kind and by prefecture.
+
+    Two GROUP BY queries over users joined to organisations (fast at 100k users).
+    """
+    now = now or utcnow()
+    cols = _state_columns(now)
+
+    def rows(key):
+        out = []
+        for row in session.execute(select(key, *cols).join(Organisation, User.organisation_id == Organisation.id)
+                                   .group_by(key)):
+            total = int(row.total or 0)
+            activated = int(row.activated or 0)
+            out.append({"key": row[0], "total": total, "invited": int(row.invited or 0), "activated": activated,
+                        "locked": int(row.locked or 0), "disabled": int(row.disabled or 0),
+                        "rate": (activated / total) if total else 0.0})
+        return out
+
+    by_kind = {r["key"]: r for r in rows(Organisation.kind)}
+    by_kind = [by_kind.get(k) or {"key": k, "total": 0, "invited": 0, "activated": 0, "locked": 0, "disabled": 0,
+                                  "rate": 0.0} for k in ORG_KINDS]
+    order = {p: i for i, p in enumerate(PREFECTURES)}
+    by_pref = sorted(rows(Organisation.prefecture), key=lambda r: order.get(r["key"], 99))
+    totals = {k: sum(r[k] for r in by_kind) for k in ("total", "invited", "activated", "locked", "disabled")}
+    totals["rate"] = totals["activated"] / totals["total"] if totals["total"] else 0.0
+    return {"by_kind": by_kind, "by_prefecture": by_pref, "totals": totals}
+
+
+@_dataclass
+class OutreachFilter:
+    kind: str = ""
+    prefecture: str = ""
+    q: str = ""
+
+    @classmethod
+    def parse(cls, args) -> tuple["OutreachFilter", dict[str, str]]:
+        """Build a filter from request args; unknown values are dropped and reported (never a 500)."""
+        errors: dict[str, str] = {}
+        kind = (args.get("kind") or "").strip()
+        if kind and kind not in ORG_KINDS:
+            errors["kind"] = "組織区分の指定が正しくないため、外しました。"
+            kind = ""
+        prefecture = (args.get("prefecture") or "").strip()
+        if prefecture and prefecture not in PREFECTURES:
+            errors["prefecture"] = "都道府県の指定が正しくないため、外しました。"
+            prefecture = ""
+        q = normalize(args.get("q") or "")
+        if len(q) > 100:
+            errors["q"] = "検索語は100文字までにしてください。"
+            q = q[:100]
+        return cls(kind, prefecture, q), errors
+
+    def as_args(self) -> dict[str, str]:
+        return {k: v for k, v in (("kind", self.kind), ("prefecture", self.prefecture), ("q", self.q)) if v}
+
+
+def _like(term: str) -> str:
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _outreach_query(flt: OutreachFilter):
+    query = (select(Organisation.id, Organisation.code, Organisation.name, Organisation.kind, Organisation.prefecture,
+                    func.count(User.id).label("users"), func.min(User.created_at).label("since"),
+                    func.min(User.id).label("contact_id"))
+             .join(User, User.organisation_id == Organisation.id)
+             .where(User.state != "disabled")
+             .group_by(Organisation.id, Organisation.code, Organisation.name, Organisation.kind,
+                       Organisation.prefecture)
+             .having(func.count(User.last_login_at) == 0))
+    if flt.kind:
+        query = query.where(Organisation.kind == flt.kind)
+    if flt.prefecture:
+        query = query.where(Organisation.prefecture == flt.prefecture)
+    if flt.q:
+        term = _like(flt.q.replace(" ", ""))
+        query = query.where(or_(func.lower(Organisation.code).like(term, escape="\\"),
+                                func.replace(func.lower(Organisation.name), " ", "").like(term, escape="\\")))
+    return query
+
+
+def _with_contacts(session, rows) -> list[dict]:
+    ids = [r.contact_id for r in rows]
+    contacts = {u.id: u for u in session.execute(select(User.id, User.name, User.email, User.phone)
+                                                 .where(User.id.in_(ids)))} if ids else {}
+    out = []
+    for r in rows:
+        c = contacts.get(r.contact_id)
+        out.append({"id": r.id, "code": r.code, "name": r.name, "kind": r.kind, "prefecture": r.prefecture,
+                    "users": r.users, "since": r.since, "contact_id": r.contact_id,
+                    "contact_name": c.name if c else "", "contact_email": c.email if c else "",
+                    "contact_phone": (c.phone or "") if c else ""})
+    return out
+
+
+def outreach_page(session, flt: OutreachFilter, page: int = 1, per_page: int = PAGE_SIZE) -> tuple[list[dict], int]:
+    """Organisations where nobody has logged in yet (one page) and the total count."""
+    base = _outreach_query(flt)
+    total = session.scalar(select(func.count()).select_from(base.subquery()))
+    rows = session.execute(base.order_by(Organisation.prefecture, Organisation.code)
+                           .limit(per_page).offset((page - 1) * per_page)).all()
+    return _with_contacts(session, rows), int(total or 0)
+
+
+OUTREACH_CSV_HEADER = ["org_code", "org_name", "org_kind", "prefecture", "users", "invited_since",
+                       "contact_name", "contact_email", "contact_phone"]
+
+
+def outreach_csv(session, flt: OutreachFilter, actor: Actor, chunk: int = 2000):
+    """Yield the whole outreach list as CSV text (UTF-8 with BOM for Excel), cells neutralised by csv_safe().
+
+    The export itself is audited (personal data leaves the system).
+    """
+    from helpdesk.common import to_tokyo
+
+    count = session.scalar(select(func.count()).select_from(_outreach_query(flt).subquery())) or 0
+    audit.record(session, actor, "accounts.outreach_exported", "organisation", None,
+                 {"filters": flt.as_args(), "rows": int(count)})
+    session.commit()
+
+    def generate():
+        buffer = _io.StringIO()
+        writer = _csv.writer(buffer)
+        buffer.write("\ufeff")
+        writer.writerow(OUTREACH_CSV_HEADER)
+        query = _outreach_query(flt).order_by(Organisation.prefecture, Organisation.code)
+        offset = 0
+        while True:
+            rows = session.execute(query.limit(chunk).offset(offset)).all()
+            if not rows:
+                break
+            offset += len(rows)
+            for r in _with_contacts(session, rows):
+                since = to_tokyo(r["since"])
+                writer.writerow([csv_safe(r["code"]), csv_safe(r["name"]), r["kind"], csv_safe(r["prefecture"]),
+                                 r["users"], since.strftime("%Y-%m-%d") if since else "",
+                                 csv_safe(r["contact_name"]), csv_safe(r["contact_email"]),
+                                 csv_safe(r["contact_phone"])])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    return generate()
+
+
+# --------------------------------------------------------------------------- user search and administration
+
+def search_users(session, q: str, page: int = 1, per_page: int = PAGE_SIZE, *, state: str = "",
+                 role: str = "") -> tuple[list[User], int]:
+    """Find users by name (spaces ignored: 佐藤健一 finds 佐藤 健一), e-mail, phone (digits), org code or name."""
+    query = select(User).outerjoin(Organisation, User.organisation_id == Organisation.id)
+    term = normalize(q).replace(" ", "")
+    if term:
+        like = _like(term)
+        conditions = [func.replace(func.lower(User.name), " ", "").like(like, escape="\\"),
+                      User.email.like(like, escape="\\"),
+                      func.lower(Organisation.code).like(like, escape="\\"),
+                      func.replace(func.lower(Organisation.name), " ", "").like(like, escape="\\")]
+        digits = "".join(ch for ch in term if ch.isdigit())
+        if len(digits) >= 4 and len(digits) >= len(term.replace("-", "")) - 1:
+            conditions.append(func.replace(User.phone, "-", "").like(_like(digits)))
+        query = query.where(or_(*conditions))
+    if state in ("invited", "activated", "disabled"):
+        query = query.where(User.state == state)
+    elif state == "locked":
+        query = query.where(User.locked_at.is_not(None),
+                            or_(User.locked_until.is_(None), User.locked_until > utcnow()))
+    if role in USER_ROLES:
+        query = query.where(or_(User.roles == role, User.roles.like(f"{role} %"), User.roles.like(f"% {role}"),
+                                User.roles.like(f"% {role} %")))
+    total = session.scalar(select(func.count()).select_from(query.with_only_columns(User.id).subquery()))
+    users = session.scalars(query.order_by(User.name, User.id).limit(per_page).offset((page - 1) * per_page)).all()
+    return list(users), int(total or 0)
+
+
+def clean_roles(roles) -> str:
+    """Validate a list (or space-separated string) of roles; returns the stored form."""
+    if isinstance(roles, str):
+        roles = roles.split()
+    chosen = [r for r in USER_ROLES if r in set(roles)]
+    unknown = set(roles) - set(USER_ROLES)
+    if unknown:
+        raise AccountError("使えない権限があります: " + ", ".join(sorted(unknown)))
+    if not chosen:
+        raise AccountError("権限を1つ以上選んでください。")
+    return " ".join(chosen)
+
+
+def update_user(session, user_id: int, actor: Actor, *, name: str | None = None, phone: str | None = None,
+                organisation_id: int | None | bool = False, roles=None, locale: str | None = None) -> User:
+    """Change a user's profile / roles; audits before → after. organisation_id=False means unchanged."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise AccountError("利用者が見つかりません。")
+    changes: dict[str, list] = {}
+
+    def setattr_logged(attr, value):
+        before = getattr(user, attr)
+        if before != value:
+            changes[attr] = [before, value]
+            setattr(user, attr, value)
+
+    if name is not None:
+        name = normalize_name(name)
+        if not name:
+            raise AccountError("氏名を入力してください。")
+        setattr_logged("name", name)
+    if phone is not None:
+        setattr_logged("phone", phone.strip() or None)
+    if organisation_id is not False:
+        if organisation_id is not None and session.get(Organisation, organisation_id) is None:
+            raise AccountError("組織が見つかりません。")
+        setattr_logged("organisation_id", organisation_id)
+    if roles is not None:
+        new_roles = clean_roles(roles)
+        if actor.user_id == user.id and "admin" in user.role_set and "admin" not in new_roles.split():
+            raise AccountError("自分自身の管理者権限は外せません（ほかの管理者に依頼してください）。")
+        setattr_logged("roles", new_roles)
+    if locale is not None and locale in ("ja", "en"):
+        setattr_logged("locale", locale)
+    if changes:
+        audit.record(session, actor, "user.updated", "user", user.id, {"changes": changes})
+    session.commit()
+    return user
+
+
+def normalize_name(name: str) -> str:
+    import unicodedata
+
+    from helpdesk.text import clean_input
+
+    return " ".join(unicodedata.normalize("NFKC", clean_input(name or "", 200)).split())
+
+
+def create_organisation(session, *, code: str, name: str, kind: str, prefecture: str | None, parent_code: str | None,
+                        actor: Actor) -> Organisation:
+    import unicodedata
+
+    code = unicodedata.normalize("NFKC", (code or "").strip())
+    name = normalize_name(name)
+    if not code or len(code) > 32 or not all(ch.isalnum() or ch in "-_" for ch in code) or not code.isascii():
+        raise AccountError("組織コードは英数字・ハイフン32文字以内で入力してください。")
+    if kind not in ORG_KINDS:
+        raise AccountError("組織区分を選んでください。")
+    if kind == "municipality" and not (len(code) == 6 and code.isdigit()):
+        raise AccountError("自治体の組織コードは6桁の数字にしてください。")
+    if not name:
+        raise AccountError("組織名を入力してください。")
+    if prefecture and prefecture not in PREFECTURES:
+        raise AccountError("都道府県を選んでください。")
+    if session.scalar(select(Organisation.id).where(Organisation.code == code)):
+        raise AccountError("この組織コードは既に登録されています。")
+    parent_id = None
+    if kind == "clinic":
+        parent_code = (parent_code or "").strip() or (code[:6] if len(code) == 10 and code.isdigit() else "")
+        parent = session.scalar(select(Organisation).where(Organisation.code == parent_code,
+                                                           Organisation.kind == "municipality"))
+        if parent is None:
+            raise AccountError("医療機関の所属自治体（自治体コード）が見つかりません。")
+        parent_id = parent.id
+    org = Organisation(code=code, name=name, kind=kind, prefecture=prefecture or None, parent_id=parent_id)
+    session.add(org)
+    session.flush()
+    audit.record(session, actor, "organisation.created", "organisation", org.id,
+                 {"code": code, "name": name, "kind": kind, "prefecture": prefecture})
+    session.commit()
+    return org
+
+
+def search_organisations(session, q: str = "", kind: str = "", page: int = 1, per_page: int = PAGE_SIZE):
+    users = (select(User.organisation_id, func.count(User.id).label("users"),
+                    func.count(User.last_login_at).label("logged_in"))
+             .group_by(User.organisation_id).subquery())
+    query = (select(Organisation, func.coalesce(users.c.users, 0), func.coalesce(users.c.logged_in, 0))
+             .outerjoin(users, users.c.organisation_id == Organisation.id))
+    term = normalize(q).replace(" ", "")
+    if term:
+        like = _like(term)
+        query = query.where(or_(func.lower(Organisation.code).like(like, escape="\\"),
+                                func.replace(func.lower(Organisation.name), " ", "").like(like, escape="\\")))
+    if kind in ORG_KINDS:
+        query = query.where(Organisation.kind == kind)
+    total = session.scalar(select(func.count()).select_from(query.with_only_columns(Organisation.id).subquery()))
+    rows = session.execute(query.order_by(Organisation.code).limit(per_page).offset((page - 1) * per_page)).all()
+    return rows, int(total or 0)
+
+
+@_dataclass
+class AuditFilter:
+    actor: str = ""
+    action: str = ""
+    object_type: str = ""
+    object_id: str = ""
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+
+    @classmethod
+    def parse(cls, args) -> tuple["AuditFilter", dict[str, str]]:
+        errors: dict[str, str] = {}
+        values = {}
+        for key, limit in (("actor", 254), ("action", 64), ("object_type", 40), ("object_id", 64)):
+            value = (args.get(key) or "").strip()
+            if len(value) > limit:
+                errors[key] = f"{limit}文字までにしてください。"
+                value = value[:limit]
+            values[key] = value
+        for key in ("date_from", "date_to"):
+            raw = (args.get(key) or "").strip()
+            values[key] = None
+            if raw:
+                try:
+                    values[key] = dt.date.fromisoformat(raw)
+                except ValueError:
+                    errors[key] = "日付は YYYY-MM-DD の形で入力してください。"
+        return cls(**values), errors
+
+    def as_args(self) -> dict[str, str]:
+        out = {k: getattr(self, k) for k in ("actor", "action", "object_type", "object_id") if getattr(self, k)}
+        for key in ("date_from", "date_to"):
+            if getattr(self, key):
+                out[key] = getattr(self, key).isoformat()
+        return out
+
+
+def audit_page(session, flt: AuditFilter, page: int = 1, per_page: int = PAGE_SIZE):
+    """Audit rows, newest first, filtered; dates are Tokyo calendar days."""
+    from helpdesk.accounts.models import AuditLog
+    from helpdesk.common import TOKYO
+
+    query = select(AuditLog)
+    if flt.actor:
+        query = query.where(func.lower(AuditLog.actor_label).like(_like(flt.actor.lower()), escape="\\"))
+    if flt.action:
+        query = query.where(AuditLog.action.like(flt.action.replace("%", "").replace("_", "\\_") + "%",
+                                                 escape="\\"))
+    if flt.object_type:
+        query = query.where(AuditLog.object_type == flt.object_type)
+    if flt.object_id:
+        query = query.where(AuditLog.object_id == flt.object_id)
+    if flt.date_from:
+        start = dt.datetime.combine(flt.date_from, dt.time(), TOKYO)
+        query = query.where(AuditLog.at >= start)
+    if flt.date_to:
+        end = dt.datetime.combine(flt.date_to + dt.timedelta(days=1), dt.time(), TOKYO)
+        query = query.where(AuditLog.at < end)
+    total = session.scalar(select(func.count()).select_from(query.with_only_columns(AuditLog.id).subquery()))
+    rows = session.scalars(query.order_by(AuditLog.id.desc()).limit(per_page).offset((page - 1) * per_page)).all()
+    return list(rows), int(total or 0)
+
+
+def audit_actions(session) -> list[str]:
+    from helpdesk.accounts.models import AuditLog
+
+    return list(session.scalars(select(AuditLog.action).distinct().order_by(AuditLog.action).limit(300)))

@@ -27,7 +27,7 @@ from helpdesk.security import client_ip
 from helpdesk.text import normalize
 from helpdesk.tickets import bp, search, service
 from helpdesk.tickets import queue as queue_mod
-from helpdesk.tickets.attachments import (ALLOWED_DESCRIPTION, MAX_FILES, check_uploads, human_size, max_bytes,
+from helpdesk.tickets.attachments import (MAX_FILES, check_uploads, human_size, max_bytes,
                                           store, visible_attachments)
 from helpdesk.tickets.models import OPEN_STATUSES, Category, Comment, Ticket, TicketEvent
 from helpdesk.tickets.portal_forms import CsatForm, PortalCloseForm, PortalNewForm, PortalReplyForm, new_nonce
@@ -268,7 +268,7 @@ def _category_choices():
 
 def _upload_context() -> dict:
     return {"max_bytes": max_bytes(), "max_size": human_size(max_bytes()), "max_files": MAX_FILES,
-            "allowed_types": ALLOWED_DESCRIPTION}
+            "allowed_types": _("PDF、画像（PNG・JPEG・GIF）、テキスト・CSV、Excel（.xlsx）、Word（.docx）")}
 
 
 def _js(name: str) -> bool:

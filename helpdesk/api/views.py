@@ -16,7 +16,7 @@ from helpdesk.extensions import db
 from helpdesk.text import clean_input
 from helpdesk.tickets import queue
 from helpdesk.tickets import service as tickets
-from helpdesk.tickets.models import Ticket, TicketArticle
+from helpdesk.tickets.models import Ticket, TicketArticle, parse_ref
 
 TICKETS, ORGS, USERS, ARTICLES, HELP = "tickets", "organisations", "users", "articles", "help"
 _ERR_READ = (400, 401, 403, 429)
@@ -75,19 +75,25 @@ def _limit(default: int = 50) -> int:
     return int(raw)
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
+
+
 def _id_cursor() -> int | None:
     raw = request.args.get("cursor")
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
         raise ApiError(400, "validation", "cursor が正しくありません。",
                        {"cursor": ["前の応答の next_cursor をそのまま指定してください。"]})
     return int(raw)
 
 
 def _ticket_or_404(ref: str) -> Ticket:
+    ticket_id = parse_ref(ref)
     try:
-        return tickets.get_visible(db.session, current_user_(), ref)
+        if ticket_id is None or ticket_id > MAX_ID:
+            raise tickets.NotFound(ref)
+        return tickets.get_visible(db.session, current_user_(), ticket_id)
     except tickets.NotFound:
         raise ApiError(404, "not-found", f"チケット「{ref[:20]}」は見つからないか、参照する権限がありません。")
 
@@ -110,7 +116,7 @@ _LIST_PARAMS = [
     Param("tier", {"type": "array", "items": {"type": "string", "enum": list(S.Tier.__args__)}}, explode=True),
     Param("sla", {"type": "array", "items": {"type": "string", "enum": ["ok", "at_risk", "breached"]}},
           explode=True),
-    Param("assignee", {"type": "string", "pattern": r"^(me|none|[0-9]{1,11})$"}, "`me`, `none` or a user id"),
+    Param("assignee", {"type": "string", "pattern": r"^(me|none|[0-9]{1,9})$"}, "`me`, `none` or a user id"),
     Param("organisation", {"type": "string", "maxLength": 32}, "Organisation code"),
     Param("created_from", {"type": "string", "format": "date"}, "Received on or after (Asia/Tokyo date)"),
     Param("created_to", {"type": "string", "format": "date"}, "Received on or before (Asia/Tokyo date)"),
@@ -127,6 +133,9 @@ _LIST_PARAMS = [
 def list_tickets():
     """Tickets the token's user may see, filtered like the agent queue, newest first by default."""
     limit = _limit()
+    assignee = request.args.get("assignee", "")
+    if assignee.isdigit() and int(assignee) > MAX_ID:
+        raise ApiError(400, "validation", "assignee が正しくありません。", {"assignee": ["利用者IDが大きすぎます。"]})
     try:
         filters = queue.parse_filters(request.args)
         page = queue.query_tickets(db.session, current_user_(), filters, cursor=request.args.get("cursor") or None,
@@ -270,7 +279,7 @@ def _org_out(org: Organisation, counts: dict) -> S.Organisation:
            params=[Param("code", {"type": "string", "maxLength": 32}, "Exact organisation code"),
                    Param("q", {"type": "string", "maxLength": 100}, "Part of the name or code"),
                    Param("kind", {"type": "string", "enum": list(S.OrgKind.__args__)}),
-                   Param("cursor", {"type": "string", "pattern": "^[0-9]{1,18}$"}),
+                   Param("cursor", {"type": "string", "pattern": "^[0-9]{1,9}$"}),
                    Param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50})],
            responses={200: (S.OrganisationPage, "Organisations with their users' activation state")},
            errors=_ERR_READ)
@@ -326,7 +335,7 @@ def _user_out(u: User) -> S.User:
                    Param("phone", {"type": "string", "maxLength": 40}, "Phone number; digits are compared"),
                    Param("organisation", {"type": "string", "maxLength": 32}, "Organisation code"),
                    Param("state", {"type": "string", "enum": ["invited", "activated", "disabled"]}),
-                   Param("cursor", {"type": "string", "pattern": "^[0-9]{1,18}$"}),
+                   Param("cursor", {"type": "string", "pattern": "^[0-9]{1,9}$"}),
                    Param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50})],
            responses={200: (S.UserPage, "Users with their activation state")}, errors=_ERR_READ)
 def list_users():
@@ -365,9 +374,12 @@ def list_users():
 
 
 @operation("GET", "/users/<int:user_id>", summary="Get one user", tag=USERS,
-           params=[Param("user_id", {"type": "integer", "minimum": 1}, location="path", required=True)],
+           params=[Param("user_id", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, location="path",
+                         required=True)],
            responses={200: (S.User, "The user")}, errors=_ERR_ONE)
 def get_user(user_id: int):
+    if user_id > MAX_ID:
+        raise ApiError(404, "not-found", "利用者が見つかりません。")
     stmt = select(User).where(User.id == user_id)
     scope = service.visible_user_clause(current_user_())
     user = db.session.scalar(stmt if scope is None else stmt.where(scope))

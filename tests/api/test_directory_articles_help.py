@@ -109,3 +109,19 @@ def test_help_request_requester_token_only_for_self(make_org, make_user, api_for
     assert api.post("/help-requests", {"message": "画面が固まります"}).status_code == 201
     body = problem_of(api.post("/help-requests", {"login_id": "someone@else.jp", "message": "代理"}), 403)
     assert "login_id" in body["errors"]
+
+
+def test_help_context_snippet_renders_escaped_fields(app):
+    from types import SimpleNamespace
+
+    from flask import render_template_string
+
+    ticket = SimpleNamespace(context={"login_id": "a@b.jp", "screen_id": "<script>x</script>", "error_code": "E1",
+                                      "known_user": False, "suggested": ["password-reset"]})
+    with app.test_request_context():
+        html = render_template_string('{% include "api/_help_context.html" %}', ticket=ticket)
+    assert "画面ID" in html and "&lt;script&gt;" in html and "<script>" not in html
+    assert "登録されていません" in html and "password-reset" in html
+    with app.test_request_context():
+        assert render_template_string('{% include "api/_help_context.html" %}',
+                                      ticket=SimpleNamespace(context=None)).strip() == ""

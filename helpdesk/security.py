@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from urllib.parse import unquote_to_bytes
 
 from flask import Flask, abort, current_app, g, render_template, request, session
 from flask_login import current_user, logout_user
@@ -25,6 +26,8 @@ def _check_input() -> None:
     try:
         raw_qs = request.query_string.decode("utf-8")
         raw_path = request.path
+        # Werkzeug leaves undecodable %XX sequences as text: decode strictly ourselves.
+        unquote_to_bytes(raw_qs.replace("+", " ")).decode("utf-8")
     except UnicodeDecodeError:
         abort(400)
     if "\x00" in raw_path or "%00" in raw_qs or "\x00" in raw_qs:
@@ -35,6 +38,15 @@ def _check_input() -> None:
     page = request.args.get("page")
     if page is not None and (not page.isdigit() or int(page) > MAX_PAGE):
         abort(404)
+    if request.method in ("POST", "PUT", "PATCH") and request.mimetype == "application/x-www-form-urlencoded":
+        # The body is bounded by MAX_CONTENT_LENGTH; the form is parsed later from the cached bytes.
+        raw = request.get_data(cache=True)
+        try:
+            decoded = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            abort(400)
+        if "\x00" in decoded:
+            abort(400)
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
             "application/x-www-form-urlencoded", "multipart/form-data"):
         for value in request.form.values():

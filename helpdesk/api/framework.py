@@ -141,7 +141,7 @@ def actor():
 
 def _authenticate(scope: str) -> None:
     try:
-        token = service.authenticate_token(db.session, _token_from_header(), client_ip())
+        token = service.authenticate_token(db.session, _token_from_header())
     except service.TokenRefused as exc:
         raise ApiError(401, "unauthorized", _REFUSALS.get(exc.reason, _REFUSALS["unknown"]),
                        headers={"WWW-Authenticate": 'Bearer realm="helpdesk"'
@@ -263,6 +263,8 @@ def operation(method: str, rule: str, *, summary: str, tag: str, scope: str = "r
                                                "新しいキーで送信してください。")
                             return _replay(record)
                     kwargs["payload"] = validate(body, data)
+                touch = service.needs_touch(g.api_token)
+                token_id = g.api_token.id
                 reply = view(**kwargs)
                 out = _serialise(reply)
                 if method != "GET":
@@ -279,6 +281,8 @@ def operation(method: str, rule: str, *, summary: str, tag: str, scope: str = "r
                             raise
                         # A concurrent request with the same key won: answer what it answered.
                         return _replay(record)
+                if touch:  # only after a successful answer: an error writes nothing at all
+                    service.touch_token(db.session, token_id, client_ip())
                 return out
             except ApiError as exc:
                 db.session.rollback()

@@ -107,8 +107,7 @@ class TokenRefused(Exception):
         self.reason = reason
 
 
-def authenticate_token(session, plaintext: str, ip: str | None = None,
-                       now: dt.datetime | None = None) -> ApiToken:
+def authenticate_token(session, plaintext: str, now: dt.datetime | None = None) -> ApiToken:
     """The active token for `plaintext`; TokenRefused(missing|unknown|revoked|expired|user_disabled)."""
     if not plaintext:
         raise TokenRefused("missing")
@@ -123,14 +122,22 @@ def authenticate_token(session, plaintext: str, ip: str | None = None,
         raise TokenRefused(state)
     if token.user is None or not token.user.is_active:
         raise TokenRefused("user_disabled")
-    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        # Conditional update: concurrent requests in the same minute write once.
-        session.execute(update(ApiToken).where(
-            ApiToken.id == token.id,
-            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_RESOLUTION))
-            .values(last_used_at=now, last_used_ip=ip).execution_options(synchronize_session=False))
-        session.commit()
     return token
+
+
+def needs_touch(token: ApiToken, now: dt.datetime | None = None) -> bool:
+    now = now or utcnow()
+    return token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION
+
+
+def touch_token(session, token_id: int, ip: str | None = None, now: dt.datetime | None = None) -> None:
+    """Record the last use, at most once a minute (conditional update: concurrent requests write once)."""
+    now = now or utcnow()
+    session.execute(update(ApiToken).where(
+        ApiToken.id == token_id,
+        or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_RESOLUTION))
+        .values(last_used_at=now, last_used_ip=ip).execution_options(synchronize_session=False))
+    session.commit()
 
 
 def token_actor(token: ApiToken, ip: str | None = None) -> Actor:

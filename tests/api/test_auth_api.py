@@ -53,6 +53,10 @@ def test_token_stored_hashed_and_last_used_throttled(db, client, make_user, make
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == service.hash_token(plaintext)))
     assert plaintext not in (token.token_hash, token.prefix) and plaintext.startswith(token.prefix)
     assert token.last_used_at is None
+    # An error answer writes nothing, not even the last-used time.
+    assert Api(client, plaintext).post("/tickets", {"bogus": 1}).status_code == 400
+    db.session.expire_all()
+    assert db.session.get(ApiToken, token.id).last_used_at is None
     Api(client, plaintext).get("/tickets")
     db.session.expire_all()
     first = db.session.get(ApiToken, token.id).last_used_at

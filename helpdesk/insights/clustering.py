@@ -29,6 +29,7 @@ Pure Python + scikit-learn, no Flask.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Sequence
@@ -40,7 +41,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from helpdesk.insights.textprep import prepare, strip_boilerplate
+from helpdesk.insights.textprep import strip_boilerplate, tokens
 
 MIN_GROUP_SIZE = 3
 DISTANCE_THRESHOLD = 0.50
@@ -126,14 +127,29 @@ def _bigrams(text: str) -> list[str]:
     return [f"{a} {b}" for a, b in zip(toks, toks[1:])]
 
 
+def _prepare_one(text: str) -> tuple[str, str]:
+    cleaned = strip_boilerplate(text or "")
+    return " ".join(tokens(cleaned)), cleaned.replace("\n", " ")
+
+
+PARALLEL_FROM = 5000
+
+
 def prepare_items(items: Sequence[tuple[Hashable, str]]) -> tuple[list[str], list[str]]:
-    """Return (token texts, cleaned texts) for (key, "subject\\nbody") items."""
-    tokens, cleaned = [], []
-    for _, text in items:
-        subject, body = _split_text(text or "")
-        tokens.append(prepare(subject, body))
-        cleaned.append(strip_boilerplate(text or "").replace("\n", " "))
-    return tokens, cleaned
+    """Return (token texts, cleaned texts) for (key, "subject\\nbody") items.
+
+    Large batches are spread over the CPU cores (MeCab runs in each worker process).
+    """
+    texts = [text for _, text in items]
+    if len(texts) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+        with ctx.Pool(os.cpu_count()) as pool:
+            pairs = pool.map(_prepare_one, texts, chunksize=500)
+    else:
+        pairs = [_prepare_one(text) for text in texts]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def lsa_dims(n_docs: int, n_features: int) -> int:

@@ -10,13 +10,14 @@ import re
 import unicodedata
 from functools import lru_cache
 
-DEFAULT_TOKENIZER = "combo"
+DEFAULT_TOKENIZER = "ngram"
 
 _CJK = r"\u3041-\u309f\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3005\u3006\u30fc"
 _KANA_KANJI_RE = re.compile(r"[\u3041-\u309f\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 _RUN_RE = re.compile(rf"[{_CJK}]+|[a-z0-9][a-z0-9_.@+-]*[a-z0-9]|[a-z0-9]")
 _HIRA_RE = re.compile(r"^[\u3041-\u309f]+$")
 _SPACE_RE = re.compile(r"\s+")
+_DIGIT_RE = re.compile(r"\d")
 
 #: Latin words that carry no meaning for retrieval.
 EN_STOPWORDS = frozenset("""
@@ -79,29 +80,60 @@ def strip_noise(text: str) -> str:
     return _SIGNATURE_RE.sub(" ", text)
 
 
+@lru_cache(maxsize=50000)
 def _latin_token(word: str) -> str | None:
     word = word.strip("._-+@")
     if not word or word in EN_STOPWORDS:
         return None
     if len(word) == 1 and not word.isdigit():
         return None
-    # A light plural/inflection fold: "passwords" -> "password", "locked" stays (distinct enough).
+    if _DIGIT_RE.search(word):
+        return word  # codes such as e1001 stay as typed
+    return _stem(word)
+
+
+@lru_cache(maxsize=20000)
+def _stem(word: str) -> str:
+    """English Snowball stem ("allocated", "allocation" -> "alloc"), with a plural fold as fallback."""
+    stemmer = _stemmer()
+    if stemmer is not None:
+        return stemmer.stemWord(word)
     if len(word) > 4 and word.endswith("ies"):
-        word = word[:-3] + "y"
-    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        word = word[:-1]
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
     return word
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    try:
+        import snowballstemmer
+    except ImportError:  # pragma: no cover - declared dependency; the fold above keeps working without it
+        return None
+    return snowballstemmer.stemmer("english")
+
+
+#: Hiragana that, after a kanji/katakana, is a particle or an auxiliary rather than okurigana
+#: ("予定を", "登録し"): such pairs straddle a word boundary and only add noise.
+_BOUNDARY_KANA = frozenset("をのがはにでともへやかしすさせまなだてた")
+
+
+def _is_hira(ch: str) -> bool:
+    return "\u3041" <= ch <= "\u309f"
 
 
 def _ngrams(run: str) -> list[str]:
     if len(run) == 1:
-        return [run] if not _HIRA_RE.match(run) else []
+        return [run] if not _is_hira(run) else []
     grams = []
     for i in range(len(run) - 1):
-        g = run[i:i + 2]
-        if _HIRA_RE.match(g):  # pure-hiragana pairs are inflections and particles
+        a, b = run[i], run[i + 1]
+        if _is_hira(a):  # hiragana-first pairs are inflections and particles ("した", "を登")
             continue
-        grams.append(g)
+        if _is_hira(b) and b in _BOUNDARY_KANA:
+            continue
+        grams.append(a + b)
     return grams
 
 
@@ -119,7 +151,7 @@ def tokens_ngram(text: str) -> list[str]:
 
 @lru_cache(maxsize=1)
 def _tagger():
-    import fugashi  # imported lazily: loading the dictionary costs ~0.1 s once
+    import fugashi  # optional (test extra): only the `morph`/`combo` tokenizers measured in bench/kb_quality.py
 
     return fugashi.Tagger()
 

@@ -100,12 +100,14 @@ def get_visible(session, user: User, ref_or_id: str | int) -> Ticket:
 # --- helpers -------------------------------------------------------------------------------
 
 def _event(session, ticket: Ticket, actor: Actor, kind: str, before=None, after=None,
-           detail: dict | None = None, emit: bool = True) -> TicketEvent:
+           detail: dict | None = None, emit: bool = True, at: dt.datetime | None = None,
+           flush: bool = True) -> TicketEvent:
     ev = TicketEvent(ticket_id=ticket.id, actor_id=actor.user_id, actor_label=actor.label, kind=kind,
                      before=None if before is None else str(before),
-                     after=None if after is None else str(after), detail=detail)
+                     after=None if after is None else str(after), detail=detail, at=at or utcnow())
     session.add(ev)
-    session.flush()
+    if flush:
+        session.flush()
     if emit:
         signals.ticket_changed.send(session, ticket=ticket, actor=actor, event=ev)
     return ev
@@ -184,12 +186,17 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
         ticket.first_response_at = call_started_at
     ticket.organisation = organisation
     ticket.requester = requester
+    # A new ticket has no replies yet: its search text is subject + body.
+    ticket.search_text = normalize(subject + "\n" + body)
     session.add(ticket)
     for tag in {normalize_tag(t) for t in tags if normalize_tag(t)}:
         ticket.tags.append(TicketTag(tag=tag))
+    session.flush()
     if nonce:
-        # The primary key on form_nonces makes two concurrent posts of one form create one ticket.
-        session.add(FormNonce(nonce=nonce, created_at=now))
+        # The primary key on form_nonces makes two concurrent posts of one form create one ticket:
+        # the loser's transaction (with its ticket) is rolled back.
+        session.add(FormNonce(nonce=nonce, ticket_id=ticket.id, created_at=now))
+    ev = _event(session, ticket, actor, "created", after=channel, emit=False, at=now, flush=False)
     try:
         session.flush()
     except IntegrityError:
@@ -198,11 +205,6 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
         if existing is not None:
             raise DuplicateSubmission(existing.ticket_id)
         raise
-    if nonce:
-        session.get(FormNonce, nonce).ticket_id = ticket.id
-    refresh_search_text(session, ticket)
-    ev = _event(session, ticket, actor, "created", after=channel, emit=False)
-    ev.at = now
     signals.ticket_created.send(session, ticket=ticket, actor=actor, event=ev)
     if resolved_on_call:
         ticket.resolved_on_first_contact = True

@@ -290,7 +290,7 @@ def notify_sla(session, kind: str, ticket_ids: list[int], now: dt.datetime | Non
                    "url": _url(f"/tickets/HD-{r.id:06d}")} for r in shown]
         ref = listed[0]["ref"] if len(items) == 1 else None
         queue_path = "/agent/queue?sla=" + ("breached" if kind == "breached" else "at_risk")
-        subject, text, html = render_mail(f"sla_{kind}", "sla", user.locale, ref, name=user.name, kind=kind,
+        subject, text, html = render_mail(f"sla_{kind}", "sla", user.locale, ref, name=user.name, sla_kind=kind,
                                           count=len(items), tickets=listed, more=len(items) - len(shown),
                                           queue_url=_url(queue_path), action_url=_url(queue_path),
                                           subject_suffix=items[0].subject[:80] if ref else f"{len(items)}")

@@ -36,7 +36,8 @@ def _on_comment(session, ticket=None, actor=None, comment=None, **_):
     if ticket is not None and comment is not None and comment.is_public and ticket.first_response_at is not None:
         clock = session.get(SlaClock, ticket.id)
         if clock is not None and ticket.sla_state == "at_risk":
-            ticket.sla_state = service._state_now(ticket, clock, comment.created_at or service.utcnow())
+            ticket.sla_state = service._next_state(ticket.sla_state, service._state_now(
+                ticket, clock, comment.created_at or service.utcnow()))
 
 
 def connect() -> None:

@@ -258,8 +258,20 @@ def apply_sla(session, ticket: Ticket, now: dt.datetime | None = None, *, reset_
     clock.resolution_risk_at = add(start, _risk_minutes(clock.resolution_minutes, clock.at_risk_percent) + paused)
     if ticket.status in STOPPED and clock.stopped_at is None:
         clock.stopped_at = ticket.resolved_at or ticket.closed_at or now or utcnow()
-    ticket.sla_state = _state_now(ticket, clock, now or utcnow())
+    ticket.sla_state = _next_state(ticket.sla_state, _state_now(ticket, clock, now or utcnow()))
     return clock
+
+
+_SEVERITY = {None: 0, "ok": 0, "at_risk": 1, "breached": 2}
+
+
+def _next_state(current: str | None, computed: str | None) -> str | None:
+    """Changes may only lower the badge; raising it is the sweep's job, because the sweep notifies."""
+    if computed is None:
+        return current if current == "breached" else None
+    if _SEVERITY[computed] < _SEVERITY.get(current, 0):
+        return computed
+    return current if current is not None else "ok"
 
 
 def _state_now(ticket: Ticket, clock: SlaClock, now: dt.datetime) -> str | None:

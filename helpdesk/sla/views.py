@@ -1,2 +1,111 @@
-"""HTTP views of this domain."""
-from helpdesk.sla import bp  # noqa: F401
+"""SLA settings pages (supervisors and admins): closed days and policies."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from helpdesk.audit import Actor
+from helpdesk.auth import supervisor_required
+from helpdesk.common import TOKYO
+from helpdesk.extensions import db
+from helpdesk.security import client_ip
+from helpdesk.sla import bp, forms, service
+from helpdesk.sla.models import SlaPolicy
+
+
+def _actor() -> Actor:
+    return Actor.for_user(current_user, client_ip())
+
+
+@bp.app_template_global("sla_state")
+def sla_state_global(ticket):
+    """(state, minutes left) for a ticket badge: `{% set state, left = sla_state(t) %}`."""
+    return service.sla_state(ticket)
+
+
+@bp.route("/sla/closed-days", methods=["GET", "POST"])
+@supervisor_required
+def closed_days():
+    form = forms.ClosedDayForm()
+    status = 200
+    if request.method == "POST":
+        if form.validate():
+            try:
+                service.add_closed_day(db.session, form.day.data, form.reason.data or "", _actor())
+                flash(_("休業日を登録しました。"), "success")
+                return redirect(url_for("sla.closed_days"))
+            except service.SlaError as exc:
+                db.session.rollback()
+                form.day.errors = [str(exc)]
+        status = 400
+    today = dt.datetime.now(TOKYO).date()
+    rows = service.list_closed_days(db.session, since=today - dt.timedelta(days=365))
+    return render_template("sla/closed_days.html", form=form, rows=rows, delete_form=forms.DeleteForm(),
+                           settings=service.desk_settings(db.session)), status
+
+
+@bp.post("/sla/closed-days/<int:closed_day_id>/delete")
+@supervisor_required
+def closed_day_delete(closed_day_id: int):
+    if not forms.DeleteForm().validate():
+        abort(400)
+    try:
+        service.remove_closed_day(db.session, closed_day_id, _actor())
+    except service.SlaError:
+        abort(404)
+    flash(_("休業日を削除しました。"), "success")
+    return redirect(url_for("sla.closed_days"))
+
+
+def _policy_choices(form: forms.PolicyForm) -> None:
+    from helpdesk.templating import ROLE_LABELS
+    from helpdesk.tickets.models import Category
+
+    form.role.choices = [("", _("すべて"))] + [(k, str(ROLE_LABELS[k])) for k in ("municipality", "clinic", "wholesaler")]
+    cats = db.session.scalars(select(Category).where(Category.active.is_(True)).order_by(Category.position)).all()
+    form.category.choices = [("", _("すべて"))] + [(c.code, c.label(str(get_locale() or "ja")))
+                                                  for c in cats]
+
+
+@bp.route("/sla/policies", methods=["GET", "POST"])
+@supervisor_required
+def policies():
+    form = forms.PolicyForm()
+    _policy_choices(form)
+    status = 200
+    if request.method == "POST":
+        if form.validate():
+            try:
+                service.save_policy(db.session, _actor(), priority=form.priority.data,
+                                    role=form.role.data or None, category_code=form.category.data or None,
+                                    first_response_minutes=form.first_response_minutes.data,
+                                    resolution_minutes=form.resolution_minutes.data,
+                                    at_risk_percent=form.at_risk_percent.data,
+                                    auto_escalate=bool(form.auto_escalate.data),
+                                    policy_id=request.form.get("policy_id", type=int))
+                flash(_("SLAポリシーを保存しました。"), "success")
+                return redirect(url_for("sla.policies"))
+            except service.SlaError as exc:
+                db.session.rollback()
+                form.resolution_minutes.errors = [str(exc)]
+        status = 400
+    return render_template("sla/policies.html", form=form, rows=service.list_policies(db.session),
+                           defaults=service.DEFAULT_TARGETS), status
+
+
+@bp.get("/sla/policies/<int:policy_id>")
+@supervisor_required
+def policy_edit(policy_id: int):
+    row = db.session.get(SlaPolicy, policy_id) or abort(404)
+    form = forms.PolicyForm(priority=row.priority, role=row.role or "", category=row.category_code or "",
+                            first_response_minutes=row.first_response_minutes,
+                            resolution_minutes=row.resolution_minutes, at_risk_percent=row.at_risk_percent,
+                            auto_escalate=row.auto_escalate)
+    _policy_choices(form)
+    return render_template("sla/policies.html", form=form, rows=service.list_policies(db.session),
+                           defaults=service.DEFAULT_TARGETS, editing=row)

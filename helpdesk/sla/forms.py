@@ -1,0 +1,38 @@
+"""Forms of the SLA settings pages."""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+PRIORITY_CHOICES = [("P1", "P1"), ("P2", "P2"), ("P3", "P3"), ("P4", "P4")]
+
+
+class ClosedDayForm(FlaskForm):
+    day = DateField(_l("休業日"), validators=[InputRequired(_l("日付を YYYY-MM-DD の形式で入力してください。"))],
+                    format="%Y-%m-%d")
+    reason = StringField(_l("理由"), validators=[Optional(), Length(max=200, message=_l("理由は200文字以内で入力してください。"))])
+
+
+class PolicyForm(FlaskForm):
+    priority = SelectField(_l("優先度"), choices=PRIORITY_CHOICES, validators=[DataRequired()])
+    role = SelectField(_l("対象の利用者種別"), choices=[], validators=[Optional()])
+    category = SelectField(_l("対象のカテゴリ"), choices=[], validators=[Optional()])
+    first_response_minutes = IntegerField(
+        _l("初回応答の目標（営業時間の分）"),
+        validators=[InputRequired(_l("初回応答の目標を分で入力してください。")),
+                    NumberRange(min=1, max=100_000, message=_l("1〜100000の分数で入力してください。"))])
+    resolution_minutes = IntegerField(
+        _l("解決の目標（営業時間の分）"),
+        validators=[InputRequired(_l("解決の目標を分で入力してください。")),
+                    NumberRange(min=1, max=1_000_000, message=_l("1〜1000000の分数で入力してください。"))])
+    at_risk_percent = IntegerField(
+        _l("期限間近とする経過率（%）"), default=75,
+        validators=[InputRequired(_l("経過率を入力してください。")),
+                    NumberRange(min=1, max=99, message=_l("1〜99で入力してください。"))])
+    auto_escalate = BooleanField(_l("超過したら自動で L2 にエスカレーションする"))
+
+
+class DeleteForm(FlaskForm):
+    """CSRF-only form for delete buttons."""

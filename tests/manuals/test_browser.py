@@ -88,3 +88,26 @@ def test_manual_pages_are_accessible(page, live_server, browser_login, live_manu
     page.click("#feedback button[type=submit]")
     page.wait_for_load_state("networkidle")
     assert "ご回答ありがとうございました" in page.inner_text("main")
+
+
+def test_portal_suggestion_open_is_recorded_for_deflection(page, live_server, browser_login, live_manuals,  # noqa: F811
+                                                           in_live_app):  # noqa: F811
+    from sqlalchemy import select
+
+    from helpdesk.manuals.models import Deflection
+
+    browser_login(page, "clinic@chiyoda-naika.example.jp")
+    page.goto(f"{live_server}/portal/new")
+    source = page.locator("textarea[data-suggest-deflection]")
+    source.click()
+    source.type("ワクチンが届いたので受領の登録をしたいです", delay=5)
+    link = page.locator("#kb-suggestions li.suggestion a.suggestion__title").first
+    link.wait_for()
+    assert link.get_attribute("target") == "_blank"
+    with page.context.expect_page() as new_page:
+        link.click()
+    article = new_page.value
+    article.wait_for_load_state()
+    assert "/manuals/clinic/" in article.url and "sg=" in article.url
+    rows = in_live_app(lambda s: [(d.slug, d.submitted_at) for d in s.scalars(select(Deflection))])
+    assert rows and rows[-1][1] is None  # opened, no ticket yet: a deflection unless one is submitted

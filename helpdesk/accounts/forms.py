@@ -67,18 +67,22 @@ def _role_choices():
     return [(r, USER_ROLE_LABELS[r]) for r in USER_ROLES]
 
 
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
 class UserForm(FlaskForm):
-    email = StringField(_l("メールアドレス（ログインID）"),
+    email = StringField(_l("メールアドレス（ログインID）"), filters=[_strip],
                         validators=[DataRequired(_l("メールアドレスを入力してください。")), Length(max=254),
                                     Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
                                            message=_l("メールアドレスの形式が正しくありません。"))],
                         render_kw={"autocomplete": "off", "inputmode": "email"})
-    name = StringField(_l("氏名"), validators=[DataRequired(_l("氏名を入力してください。")), Length(max=200)])
-    phone = StringField(_l("電話番号"), validators=[Optional(), Length(max=40),
+    name = StringField(_l("氏名"), filters=[_strip], validators=[DataRequired(_l("氏名を入力してください。")), Length(max=200)])
+    phone = StringField(_l("電話番号"), filters=[_strip], validators=[Optional(), Length(max=40),
                                                 Regexp(r"^[0-9０-９+()（）\- ー－]*$",
                                                        message=_l("電話番号は数字とハイフンで入力してください。"))],
                         render_kw={"inputmode": "tel", "autocomplete": "off"})
-    org_code = StringField(_l("組織コード"), validators=[Optional(), Length(max=32)],
+    org_code = StringField(_l("組織コード"), filters=[_strip], validators=[Optional(), Length(max=32)],
                            description=_l("ヘルプデスク職員は空欄"))
     roles = MultiCheckboxField(_l("権限"), choices=_role_choices, validate_choice=True)
     locale = SelectField(_l("表示言語"), choices=[("ja", "日本語"), ("en", "English")], default="ja")

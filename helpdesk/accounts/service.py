@@ -113,7 +113,7 @@ def set_disabled(session, user_id: int, disabled: bool, actor: Actor) -> User:
         user.state = "disabled"
         user.session_version += 1  # ends every session of the user
     elif user.state == "disabled":
-        user.state = "activated" if user.activated_at else "invited"
+        user.state = "activated" if (user.activated_at or user.last_login_at) else "invited"
     audit.record(session, actor, "user.disabled" if disabled else "user.enabled", "user", user.id,
                  {"before": before, "after": user.state})
     session.commit()

@@ -111,3 +111,35 @@ def test_portal_suggestion_open_is_recorded_for_deflection(page, live_server, br
     assert "/manuals/clinic/" in article.url and "sg=" in article.url
     rows = in_live_app(lambda s: [(d.slug, d.submitted_at) for d in s.scalars(select(Deflection))])
     assert rows and rows[-1][1] is None  # opened, no ticket yet: a deflection unless one is submitted
+
+
+def test_portal_submit_marks_token_submitted(page, live_server, browser_login, live_manuals, in_live_app):  # noqa: F811
+    from sqlalchemy import select
+
+    from helpdesk.manuals.models import Deflection
+
+    browser_login(page, "clinic@chiyoda-naika.example.jp")
+    page.goto(f"{live_server}/portal/new")
+    source = page.locator("textarea[data-suggest-deflection]")
+    source.click()
+    source.type("希望量を入力したのに保存されません", delay=5)
+    link = page.locator("#kb-suggestions li.suggestion a.suggestion__title").first
+    link.wait_for()
+    with page.context.expect_page() as new_page:
+        link.click()
+    new_page.value.wait_for_load_state()
+    token = new_page.value.url.split("sg=")[1].split("&")[0]
+    new_page.value.close()
+    page.fill("input[name=subject]", "希望量が保存できない")
+    page.locator("form textarea[data-suggest-deflection]").evaluate("el => el.form.requestSubmit()")
+    page.wait_for_load_state("networkidle")
+
+    def submitted(session):
+        return [d.submitted_at for d in session.scalars(select(Deflection).where(Deflection.token == token))]
+
+    for _ in range(50):  # the beacon is asynchronous
+        rows = in_live_app(submitted)
+        if rows and rows[0] is not None:
+            break
+        page.wait_for_timeout(100)
+    assert rows and rows[0] is not None

@@ -1,0 +1,56 @@
+"""RQ jobs of the insights domain: plain functions taking ids, safe to run twice."""
+from __future__ import annotations
+
+import logging
+
+from flask import current_app
+
+from helpdesk.extensions import db
+
+logger = logging.getLogger(__name__)
+
+
+def assign_new_ticket(ticket_id: int) -> None:
+    """Place a new ticket in its recurring group (and link it to that group's problem)."""
+    from helpdesk.insights import service
+
+    service.assign_ticket(db.session, ticket_id)
+
+
+def refresh_all() -> dict:
+    """The nightly full run: regroup all tickets, rebuild the trend rollup, flag reappearances, retry deliveries."""
+    from sqlalchemy import select
+
+    from helpdesk.insights import service, trends
+    from helpdesk.insights.models import Problem
+
+    groups = service.refresh_groups(db.session)
+    rollup = trends.refresh_rollups(db.session)
+    flagged = 0
+    for pid in db.session.scalars(select(Problem.id).where(Problem.status.in_(("fixed", "verified")))).all():
+        flagged += service.check_reappearance(db.session, pid)
+    delivered = deliver_due()
+    return {"groups": groups, "rollup": rollup, "reappeared": flagged, "deliveries": delivered}
+
+
+def refresh_rollups() -> dict:
+    from helpdesk.insights import trends
+
+    return trends.refresh_rollups(db.session)
+
+
+def deliver_tracker(outbox_id: int) -> str:
+    """One attempt to post a problem to the development tracker (no-op if already sent)."""
+    from helpdesk.insights import tracker
+
+    return tracker.deliver(db.session, outbox_id, secret=current_app.config.get("TRACKER_WEBHOOK_SECRET"))
+
+
+def deliver_due() -> int:
+    """Retry tracker deliveries whose backoff has elapsed."""
+    from helpdesk.insights import tracker
+
+    ids = tracker.due_ids(db.session)
+    for outbox_id in ids:
+        deliver_tracker(outbox_id)
+    return len(ids)

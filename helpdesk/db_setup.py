@@ -8,7 +8,8 @@ from __future__ import annotations
 from helpdesk._optional import import_optional
 
 #: Modules that may define POSTGRES_DDL (a list of idempotent SQL statements).
-DDL_MODULES = ("helpdesk.tickets.search", "helpdesk.insights.models", "helpdesk.sla.models")
+DDL_MODULES = ("helpdesk.tickets.search", "helpdesk.tickets.contacts", "helpdesk.insights.models",
+               "helpdesk.sla.models")
 
 
 def postgres_ddl() -> list[str]:

@@ -1,2 +1,373 @@
-"""HTTP views of this domain."""
-from helpdesk.insights import bp  # noqa: F401
+"""HTTP views of insights: trends dashboard, recurring groups, problems, evidence, tracker."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import get_locale
+from flask_login import current_user
+
+from helpdesk import jobs
+from helpdesk.audit import Actor
+from helpdesk.auth import INSIGHTS, STAFF, insights_required, roles_required
+from helpdesk.common import TOKYO, csv_safe, utcnow
+from helpdesk.extensions import db
+from helpdesk.insights import bp, charts, service, spikes, tracker, trends
+from helpdesk.insights.forms import (EmptyForm, LinkForm, NewProblemForm, ProblemForm, PromoteForm, SendForm,
+                                     TransitionForm, _split_refs)
+from helpdesk.security import client_ip
+
+STATUS_LABELS = {"candidate": "候補", "accepted": "受理済み", "sent": "開発へ送付済み", "fixed": "修正済み",
+                 "verified": "効果確認済み"}
+ROLE_LABELS = {"municipality": "自治体", "clinic": "医療機関", "wholesaler": "卸業者", "unknown": "不明"}
+DIMENSION_LABELS = {"category": "カテゴリ", "role": "ロール", "prefecture": "都道府県", "channel": "チャネル",
+                    "org": "組織"}
+TREND_LABELS = {"rising": "増加", "stable": "横ばい", "falling": "減少"}
+#: Agents link tickets from the ticket page; product owners and supervisors from the problem page.
+link_required = roles_required(*sorted(set(STAFF) | set(INSIGHTS)))
+EXPORTS = ("category", "role", "prefecture", "channel", "org", "backlog", "fcr", "spikes", "groups")
+
+
+def _actor() -> Actor:
+    return Actor.for_user(current_user, client_ip())
+
+
+def _locale() -> str:
+    return "en" if str(get_locale() or "ja").startswith("en") else "ja"
+
+
+def _window():
+    period = request.args.get("period", "week")
+    if period not in trends.PERIODS:
+        period = "week"
+    weeks = request.args.get("weeks", type=int) or 12
+    weeks = max(1, min(weeks, 104))
+    today = utcnow().astimezone(TOKYO).date()
+    since = today - dt.timedelta(weeks=weeks) if period == "week" else today - dt.timedelta(days=min(weeks * 7, 120))
+    return period, weeks, since, today
+
+
+def _csv(filename: str, header: list[str], rows) -> Response:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([csv_safe(v) for v in row])
+    return Response("\ufeff" + buf.getvalue(), mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename={filename}"})
+
+
+def _labels_for(dimension: str, key: str) -> str:
+    if dimension == "role":
+        return _(ROLE_LABELS.get(key, key))
+    if dimension == "category":
+        return _category_label(key)
+    return key
+
+
+_CATEGORIES: dict[str, tuple[str, str]] = {}
+
+
+def _category_label(code: str) -> str:
+    if not _CATEGORIES:
+        from helpdesk.tickets.models import Category
+
+        for c in db.session.scalars(db.select(Category)):
+            _CATEGORIES[c.code] = (c.name_ja, c.name_en)
+    names = _CATEGORIES.get(code)
+    if names is None:
+        return _("未分類") if code == "none" else code
+    return names[1] if _locale() == "en" else names[0]
+
+
+@bp.get("/insights")
+@insights_required
+def index():
+    period, weeks, since, until = _window()
+    state = trends.rollup_state(db.session)
+    sections = []
+    for dimension in trends.DIMENSIONS:
+        data = trends.volume(db.session, dimension, period, since, until)
+        top = dict(list(data["series"].items())[:8 if dimension != "org" else 10])
+        named = {_labels_for(dimension, k): v for k, v in top.items()}
+        sections.append({
+            "dimension": dimension, "label": _(DIMENSION_LABELS[dimension]), "periods": data["periods"],
+            "rows": [(k, _labels_for(dimension, k), v, data["totals"][k]) for k, v in top.items()],
+            "more": max(0, len(data["series"]) - len(top)),
+            "chart": charts.line_chart(_("%(dim)s別の問い合わせ件数", dim=_(DIMENSION_LABELS[dimension])),
+                                       data["periods"], named),
+        })
+    backlog = trends.backlog(db.session, period, since, until)
+    backlog_chart = charts.line_chart(_("未解決チケット数の推移"), backlog["periods"],
+                                      {_("未解決"): [r["open"] for r in backlog["rows"]]})
+    fcr = trends.first_contact_resolution(db.session, since, until)
+    spike_rows = trends.spike_report(db.session, "week", until)
+    sla = trends.sla_compliance(db.session, since, until)
+    return render_template("insights/index.html", period=period, weeks=weeks, since=since, until=until,
+                           sections=sections, backlog=backlog, backlog_chart=backlog_chart, fcr=fcr,
+                           spikes=[s for s in spike_rows if s.flagged] + [s for s in spike_rows if not s.flagged][:10],
+                           spike_text=spikes.explanation(_locale()), sla=sla, state=state,
+                           role_labels=ROLE_LABELS, refresh_form=EmptyForm(), spike_label=_spike_label)
+
+
+def _spike_label(key: str) -> str:
+    dimension, _sep, value = str(key).partition(":")
+    return f"{_(DIMENSION_LABELS.get(dimension, dimension))}: {_labels_for(dimension, value)}"
+
+
+@bp.get("/insights/export/<name>.csv")
+@insights_required
+def export(name: str):
+    if name not in EXPORTS:
+        abort(404)
+    period, weeks, since, until = _window()
+    if name in trends.DIMENSIONS:
+        data = trends.volume(db.session, name, period, since, until)
+        return _csv(f"insights-{name}-{period}.csv", [name, "label", *data["periods"], "total"],
+                    ([k, _labels_for(name, k), *v, data["totals"][k]] for k, v in data["series"].items()))
+    if name == "backlog":
+        rows = trends.backlog(db.session, period, since, until)["rows"]
+        return _csv("insights-backlog.csv", ["period", "created", "resolved", "open"],
+                    ([r["period"], r["created"], r["resolved"], r["open"]] for r in rows))
+    if name == "fcr":
+        rows = trends.first_contact_resolution(db.session, since, until)
+        return _csv("insights-first-contact.csv", ["role", "created", "resolved", "first_contact", "rate"],
+                    ([r["role"], r["created"], r["resolved"], r["first_contact"],
+                      "" if r["rate"] is None else f"{r['rate']:.3f}"] for r in rows))
+    if name == "spikes":
+        rows = trends.spike_report(db.session, "week", until)
+        return _csv("insights-spikes.csv", ["series", "current", "median", "mad", "scale", "z", "flagged", "reason"],
+                    ([s.key, s.current, s.median, s.mad, s.scale, s.z, "yes" if s.flagged else "no", s.reason]
+                     for s in rows))
+    groups = service.list_groups(db.session)
+    return _csv("insights-recurring-groups.csv",
+                ["id", "label", "size", "trend", "roles", "first_seen", "last_seen", "top_terms"],
+                ([g.id, g.label, g.size, g.trend, " ".join(f"{k}:{v}" for k, v in sorted(g.roles.items())),
+                  g.first_seen.astimezone(TOKYO).date().isoformat() if g.first_seen else "",
+                  g.last_seen.astimezone(TOKYO).date().isoformat() if g.last_seen else "",
+                  " ".join(g.top_terms)] for g in groups))
+
+
+@bp.post("/insights/refresh")
+@insights_required
+def refresh():
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    queued = jobs.enqueue("helpdesk.insights.jobs.refresh_all", queue="insights", job_timeout=1800)
+    flash(_("再集計を開始しました。数分後にページを開き直してください。") if queued
+          else _("再集計を依頼できませんでした（ジョブキューに接続できません）。"), "info" if queued else "error")
+    back = request.form.get("next") or ""
+    return redirect(back if _local(back) else url_for("insights.index"))
+
+
+@bp.get("/insights/recurring")
+@insights_required
+def recurring():
+    groups = service.list_groups(db.session)
+    problems = service.group_problem_ids(db.session)
+    return render_template("insights/recurring.html", groups=groups, problems=problems, form=PromoteForm(), tz=TOKYO,
+                           refresh_form=EmptyForm(), role_labels=ROLE_LABELS, trend_labels=TREND_LABELS)
+
+
+@bp.post("/insights/recurring/<int:group_id>/promote")
+@insights_required
+def promote(group_id: int):
+    form = PromoteForm()
+    if not form.validate_on_submit():
+        flash(" ".join(e for errs in form.errors.values() for e in errs) or _("入力を確認してください。"), "error")
+        return redirect(url_for("insights.recurring"))
+    try:
+        problem = service.promote_group(db.session, group_id, _actor(), title=form.title.data)
+    except service.InsightsError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("insights.recurring"))
+    flash(_("問題「%(title)s」を作成しました。", title=problem.title), "success")
+    return redirect(url_for("insights.problem", problem_id=problem.id))
+
+
+@bp.route("/insights/problems", methods=["GET", "POST"])
+@insights_required
+def problems():
+    form = NewProblemForm()
+    if form.validate_on_submit():
+        from helpdesk.tickets.models import parse_ref
+
+        ids = [parse_ref(t) for t in _split_refs(form.tickets.data)]
+        from helpdesk.tickets.models import Ticket
+
+        missing = [f"HD-{i:06d}" for i in ids if db.session.get(Ticket, i) is None]
+        if missing:
+            form.tickets.errors.append(_("見つからないチケットがあります: %(refs)s", refs=", ".join(missing[:5])))
+        else:
+            problem = service.create_problem(db.session, _actor(), title=form.title.data,
+                                             description=form.description.data or "", ticket_ids=ids)
+            flash(_("問題「%(title)s」を作成しました。", title=problem.title), "success")
+            return redirect(url_for("insights.problem", problem_id=problem.id))
+    return render_template("insights/problems.html", rows=service.list_problems(db.session), form=form,
+                           status_labels=STATUS_LABELS)
+
+
+def _problem_page(problem, *, edit_form=None, transition_form=None, link_form=None, status=200):
+    tracker.sync_refs(db.session, problem.id)
+    result = service.impact(db.session, problem.id)
+    impact_chart = None
+    if result:
+        labels = [w["week"] for w in result["before"]] + [result["fix_week"]] + [w["week"] for w in result["after"]]
+        values = [w["count"] for w in result["before"]] + [result["fix_week_count"]] + [w["count"] for w in result["after"]]
+        impact_chart = charts.bar_chart(_("修正前後の週別該当チケット数"), labels, values,
+                                        highlight_from=len(result["before"]), marker_label=_("修正リリース"))
+    pack = service.evidence(db.session, problem.id)
+    weekly_chart = charts.bar_chart(_("週別の関連チケット数"), [w["week"] for w in pack["by_week"]],
+                                    [w["total"] for w in pack["by_week"]])
+    edit_form = edit_form or ProblemForm(obj=problem, formdata=None)
+    edit_form.version.data = problem.version
+    transition_form = transition_form or TransitionForm(formdata=None)
+    transition_form.to.choices = [(s, _(STATUS_LABELS[s])) for s in service.allowed_transitions(problem)]
+    transition_form.version.data = problem.version
+    send_form = SendForm(formdata=None)
+    send_form.version.data = problem.version
+    return render_template(
+        "insights/problem.html", problem=problem, pack=pack, impact=result, impact_chart=impact_chart,
+        weekly_chart=weekly_chart, tickets=service.linked_tickets(db.session, problem.id, limit=200),
+        deliveries=tracker.delivery_log(db.session, problem.id), edit_form=edit_form,
+        transition_form=transition_form, send_form=send_form, link_form=link_form or LinkForm(formdata=None),
+        unlink_form=EmptyForm(), status_labels=STATUS_LABELS, role_labels=ROLE_LABELS,
+        tracker_configured=bool(current_app.config.get("TRACKER_WEBHOOK_URL")
+                                and current_app.config.get("TRACKER_WEBHOOK_SECRET"))), status
+
+
+def _load(problem_id: int):
+    try:
+        return service.get_problem(db.session, problem_id)
+    except service.NotFound:
+        abort(404)
+
+
+@bp.get("/insights/problems/<int:problem_id>")
+@insights_required
+def problem(problem_id: int):
+    return _problem_page(_load(problem_id))
+
+
+@bp.post("/insights/problems/<int:problem_id>/edit")
+@insights_required
+def edit_problem(problem_id: int):
+    problem = _load(problem_id)
+    form = ProblemForm()
+    if not form.validate_on_submit():
+        return _problem_page(problem, edit_form=form, status=422)
+    try:
+        service.update_problem(db.session, problem.id, _actor(), title=form.title.data,
+                               description=form.description.data or "", workaround=form.workaround.data or "",
+                               expected_version=_int(form.version.data))
+    except service.InsightsError as exc:
+        db.session.rollback()
+        form.title.errors.append(str(exc))
+        return _problem_page(_load(problem_id), edit_form=form, status=409)
+    flash(_("保存しました。"), "success")
+    return redirect(url_for("insights.problem", problem_id=problem.id))
+
+
+def _local(url: str) -> bool:
+    return url.startswith("/") and not url.startswith("//") and "\\" not in url
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@bp.post("/insights/problems/<int:problem_id>/transition")
+@insights_required
+def transition(problem_id: int):
+    problem = _load(problem_id)
+    form = TransitionForm()
+    form.to.choices = [(s, s) for s in service.allowed_transitions(problem)]
+    if not form.validate_on_submit():
+        return _problem_page(problem, transition_form=form, status=422)
+    try:
+        service.transition_problem(db.session, problem.id, form.to.data, _actor(), fixed_on=form.fixed_on.data,
+                                   expected_version=_int(form.version.data))
+    except service.InsightsError as exc:
+        db.session.rollback()
+        target = form.fixed_on if form.to.data == "fixed" and form.fixed_on.data is None else form.to
+        target.errors = list(target.errors) + [str(exc)]
+        return _problem_page(_load(problem_id), transition_form=form, status=409)
+    flash(_("状態を「%(status)s」に変更しました。", status=_(STATUS_LABELS[form.to.data])), "success")
+    return redirect(url_for("insights.problem", problem_id=problem.id))
+
+
+@bp.post("/insights/problems/<int:problem_id>/send")
+@insights_required
+def send(problem_id: int):
+    problem = _load(problem_id)
+    form = SendForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        tracker.send_problem(db.session, problem.id, _actor(), url=current_app.config.get("TRACKER_WEBHOOK_URL"),
+                             secret=current_app.config.get("TRACKER_WEBHOOK_SECRET"),
+                             expected_version=_int(form.version.data))
+    except service.InsightsError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("insights.problem", problem_id=problem_id))
+    flash(_("開発トラッカーへの送信を受け付けました。送信結果は下の送信ログで確認できます。"), "success")
+    return redirect(url_for("insights.problem", problem_id=problem_id))
+
+
+@bp.get("/insights/problems/<int:problem_id>/evidence.<fmt>")
+@insights_required
+def evidence(problem_id: int, fmt: str):
+    problem = _load(problem_id)
+    pack = service.evidence(db.session, problem.id)
+    if fmt == "json":
+        return Response(json.dumps(pack, ensure_ascii=False, indent=2), mimetype="application/json",
+                        headers={"Content-Disposition": f"attachment; filename={problem.ref}-evidence.json"})
+    if fmt == "md":
+        return Response(service.evidence_markdown(pack), mimetype="text/markdown; charset=utf-8",
+                        headers={"Content-Disposition": f"attachment; filename={problem.ref}-evidence.md"})
+    abort(404)
+
+
+@bp.post("/insights/problems/<int:problem_id>/link")
+@link_required
+def link(problem_id: int):
+    """Agents link a ticket to a known problem (from the problem page or the ticket page)."""
+    from helpdesk.tickets.models import parse_ref
+
+    problem = _load(problem_id)
+    form = LinkForm()
+    back = request.form.get("next") or url_for("insights.problem", problem_id=problem.id)
+    if not _local(back):
+        back = url_for("insights.problem", problem_id=problem.id)
+    if not form.validate_on_submit():
+        flash(" ".join(e for errs in form.errors.values() for e in errs), "error")
+        return redirect(back)
+    try:
+        added = service.link_ticket(db.session, problem.id, parse_ref(form.ticket.data), _actor())
+    except service.InsightsError as exc:
+        flash(str(exc), "error")
+        return redirect(back)
+    flash(_("チケットを問題に紐付けました。") if added else _("このチケットはすでに紐付いています。"), "success")
+    return redirect(back)
+
+
+@bp.post("/insights/problems/<int:problem_id>/unlink/<int:ticket_id>")
+@link_required
+def unlink(problem_id: int, ticket_id: int):
+    problem = _load(problem_id)
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    service.unlink_ticket(db.session, problem.id, ticket_id, _actor())
+    flash(_("紐付けを外しました。"), "success")
+    back = request.form.get("next") or ""
+    return redirect(back if _local(back) else url_for("insights.problem", problem_id=problem.id))

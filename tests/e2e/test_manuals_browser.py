@@ -1,17 +1,19 @@
-"""Browser: an agent types a symptom, a manual suggestion appears, one click inserts it into the reply."""
+"""Browser: an agent types a symptom, a manual suggestion appears, one click inserts it into the reply.
+
+Lives in tests/e2e/ to share the one Playwright browser of tests/e2e/conftest.py (owned by the manuals work).
+"""
 from __future__ import annotations
 
 import pytest
 
 from helpdesk.manuals import service
-from tests.e2e.conftest import browser, browser_login, in_live_app, live_app, live_server, page  # noqa: F401
 from tests.knowledge_base.conftest import ARTICLES, write_article
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def live_manuals(live_app, tmp_path):  # noqa: F811
+def live_manuals(live_app, tmp_path):
     root = tmp_path / "manuals"
     for slug, (role, ja_t, ja_b, en_t, en_b, tags) in ARTICLES.items():
         write_article(root, role, slug, "ja", ja_t, ja_b, tags)
@@ -24,7 +26,7 @@ def live_manuals(live_app, tmp_path):  # noqa: F811
     service.invalidate_kb()
 
 
-def test_intake_suggestion_inserts_into_reply(page, live_server, browser_login, live_manuals):  # noqa: F811
+def test_intake_suggestion_inserts_into_reply(page, live_server, browser_login, live_manuals):
     browser_login(page, "agent1@helpdesk.example.jp")
     page.goto(f"{live_server}/agent/intake")
     source = page.locator("textarea[data-suggest-target]").first
@@ -40,7 +42,7 @@ def test_intake_suggestion_inserts_into_reply(page, live_server, browser_login, 
     assert "/manuals/common/password-reset" in value
 
 
-def test_ticket_page_insert_links_article(page, live_server, browser_login, live_manuals, in_live_app):  # noqa: F811
+def test_ticket_page_insert_links_article(page, live_server, browser_login, live_manuals, in_live_app):
     from sqlalchemy import select
 
     from helpdesk.accounts.models import User
@@ -76,7 +78,7 @@ def test_ticket_page_insert_links_article(page, live_server, browser_login, live
     assert in_live_app(events) == ["delivery-confirmation"]
 
 
-def test_manual_pages_are_accessible(page, live_server, browser_login, live_manuals):  # noqa: F811
+def test_manual_pages_are_accessible(page, live_server, browser_login, live_manuals):
     from tests.e2e.conftest import run_axe
 
     browser_login(page, "clinic@chiyoda-naika.example.jp")
@@ -90,8 +92,8 @@ def test_manual_pages_are_accessible(page, live_server, browser_login, live_manu
     assert "ご回答ありがとうございました" in page.inner_text("main")
 
 
-def test_portal_suggestion_open_is_recorded_for_deflection(page, live_server, browser_login, live_manuals,  # noqa: F811
-                                                           in_live_app):  # noqa: F811
+def test_portal_suggestion_open_is_recorded_for_deflection(page, live_server, browser_login, live_manuals,
+                                                           in_live_app):
     from sqlalchemy import select
 
     from helpdesk.manuals.models import Deflection
@@ -113,7 +115,7 @@ def test_portal_suggestion_open_is_recorded_for_deflection(page, live_server, br
     assert rows and rows[-1][1] is None  # opened, no ticket yet: a deflection unless one is submitted
 
 
-def test_portal_submit_marks_token_submitted(page, live_server, browser_login, live_manuals, in_live_app):  # noqa: F811
+def test_portal_submit_marks_token_submitted(page, live_server, browser_login, live_manuals, in_live_app):
     from sqlalchemy import select
 
     from helpdesk.manuals.models import Deflection

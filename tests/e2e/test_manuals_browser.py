@@ -145,3 +145,21 @@ def test_portal_submit_marks_token_submitted(page, live_server, browser_login, l
             break
         page.wait_for_timeout(100)
     assert rows and rows[0] is not None
+
+
+def test_analytics_and_versions_pages_are_accessible(page, live_server, browser_login, live_manuals, in_live_app):
+    from tests.e2e.conftest import run_axe
+
+    def sync_twice(session):
+        service.sync_manuals(session, live_manuals)
+        path = live_manuals / "common" / "password-reset.ja.md"
+        path.write_text(path.read_text(encoding="utf-8") + "\n## 追記\n\n新しい段落です。\n", encoding="utf-8")
+        service.sync_manuals(session, live_manuals)
+
+    in_live_app(sync_twice)
+    browser_login(page, "supervisor@helpdesk.example.jp")
+    page.goto(f"{live_server}/manuals/analytics")
+    assert run_axe(page) == []
+    page.goto(f"{live_server}/manuals/common/password-reset/versions?lang=ja")
+    assert "新しい段落です。" in page.inner_text(".diff")
+    assert run_axe(page) == []

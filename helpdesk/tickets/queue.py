@@ -352,18 +352,23 @@ def query_tickets(session, user: User, filters: QueueFilters, *, cursor: str | N
     where = _where(session, user, filters)
     sq = _search_query(filters)
     dialect = session.get_bind().dialect.name
-    score = None
+    score = single_score = None
     if sq is not None and sq:
         candidates = search.candidate_clause(Ticket.search_text, Ticket.id, sq, dialect, session)
-        if filters.sort == "relevance":
+        if filters.sort == "relevance" and len(sq.terms) > 1:
             # Rank only the most recent candidates: bounded cost for very common terms.
             where = [Ticket.id.in_(_recent_candidates(session, where, candidates, sq))]
             score = search.score_expression(Ticket.search_text, sq)
         else:
+            # One term: every match scores the same, so relevance order is recency order.
             where = where + [candidates]
+            if filters.sort == "relevance":
+                single_score = sq.terms[0].weight
     elif sq is not None:
         where = where + [false()]
     sort = filters.sort if (filters.sort != "relevance" or score is not None) else DEFAULT_SORT
+    if single_score is not None:
+        sort = "relevance1"  # its own cursor kind: pages of a one-term search in recency order
     columns, directions, kinds = _order_spec(sort, score)
     stmt = select(Ticket) if score is None else select(Ticket, score.label("score"))
     stmt = stmt.options(defer(Ticket.search_text), defer(Ticket.body), defer(Ticket.context)).where(*where)
@@ -381,6 +386,8 @@ def query_tickets(session, user: User, filters: QueueFilters, *, cursor: str | N
     rows = rows[:limit]
     items = [row[0] for row in rows]
     scores = {row[0].id: int(row[1]) for row in rows} if score is not None else {}
+    if single_score is not None:
+        scores = {row[0].id: single_score for row in rows}
     next_cursor = None
     if more and items:
         last = items[-1]

@@ -198,3 +198,18 @@ def test_similar_open_tickets_same_org(db, make_org, make_user, make_ticket):
     assert [s.ticket.id for s in found] == [t1.id] and 0 < found[0].score <= 1
     service.change_status(db.session, t1.id, "resolved", Actor.system())
     assert service.similar_open_tickets(db.session, org.id, "納品予定日が出ない") == []
+
+
+def test_one_term_search_pages_in_recency_order(db, make_ticket, agent):
+    made = [make_ticket(subject=f"印刷の件 {i}", created_at=dt.datetime(2026, 3, 1 + i, tzinfo=dt.timezone.utc)).id
+            for i in range(7)]
+    make_ticket(subject="関係ない件")
+    seen, cursor = [], None
+    while True:
+        page = queue.query_tickets(db.session, agent, _f(q="印刷"), cursor=cursor, limit=3)
+        seen += [t.id for t in page.items]
+        assert set(page.scores.values()) <= {search.WEIGHT_STRONG}
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert seen == list(reversed(made))

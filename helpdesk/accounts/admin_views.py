@@ -65,7 +65,7 @@ def activation():
 @supervisor_required
 def activation_export():
     flt, _errors = service.OutreachFilter.parse(request.form)
-    body = "".join(service.outreach_csv(db.session, flt, _actor()))
+    body = service.outreach_csv(db.session, flt, _actor())
     return Response(body, mimetype="text/csv", headers={
         "Content-Disposition": "attachment; filename=outreach.csv", "Cache-Control": "no-store"})
 

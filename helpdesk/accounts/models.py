@@ -12,6 +12,16 @@ from helpdesk.common import ORG_KINDS, TimestampMixin, UTCDateTime, utcnow
 from helpdesk.extensions import db, login_manager
 
 
+#: PostgreSQL-only: trigram indexes for the user search (name without spaces, e-mail, phone digits).
+#: The expressions match helpdesk.accounts.service.search_users exactly.
+POSTGRES_DDL = [
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE INDEX IF NOT EXISTS ix_users_name_trgm ON users USING gin ((replace(lower(name), ' ', '')) gin_trgm_ops)",
+    "CREATE INDEX IF NOT EXISTS ix_users_email_trgm ON users USING gin (email gin_trgm_ops)",
+    "CREATE INDEX IF NOT EXISTS ix_users_phone_trgm ON users USING gin ((replace(phone, '-', '')) gin_trgm_ops)",
+]
+
+
 class Organisation(TimestampMixin, db.Model):
     __tablename__ = "organisations"
     __table_args__ = (CheckConstraint(f"kind IN {ORG_KINDS!r}", name="kind"),)
@@ -35,6 +45,8 @@ class User(UserMixin, TimestampMixin, db.Model):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("state IN ('invited', 'activated', 'disabled')", name="state"),
+        # The activation dashboard's "nobody logged in yet" anti-join probes this index per organisation.
+        Index("ix_users_org_last_login", "organisation_id", "last_login_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -222,7 +222,7 @@ import csv as _csv  # noqa: E402
 import io as _io  # noqa: E402
 from dataclasses import dataclass as _dataclass  # noqa: E402
 
-from sqlalchemy import and_, case, func, or_  # noqa: E402
+from sqlalchemy import and_, case, func, literal_column, or_  # noqa: E402
 
 from helpdesk.common import ORG_KINDS, PREFECTURES, USER_ROLES, csv_safe  # noqa: E402
 from helpdesk.text import normalize  # noqa: E402
@@ -241,33 +241,35 @@ def _state_columns(now: dt.datetime):
     )
 
 
+_COUNTS = ("total", "invited", "activated", "locked", "disabled")
+
+
 def activation_stats(session, now: dt.datetime | None = None) -> dict:
     """Invited / activated / locked / disabled counts of organisation users, by kind and by prefecture.
 
-    Two GROUP BY queries over users joined to organisations (fast at 100k users).
+    One GROUP BY (kind, prefecture) over users joined to organisations; the two views are summed from it.
     """
     now = now or utcnow()
-    cols = _state_columns(now)
-
-    def rows(key):
-        out = []
-        for row in session.execute(select(key, *cols).join(Organisation, User.organisation_id == Organisation.id)
-                                   .group_by(key)):
-            total = int(row.total or 0)
-            activated = int(row.activated or 0)
-            out.append({"key": row[0], "total": total, "invited": int(row.invited or 0), "activated": activated,
-                        "locked": int(row.locked or 0), "disabled": int(row.disabled or 0),
-                        "rate": (activated / total) if total else 0.0})
-        return out
-
-    by_kind = {r["key"]: r for r in rows(Organisation.kind)}
-    by_kind = [by_kind.get(k) or {"key": k, "total": 0, "invited": 0, "activated": 0, "locked": 0, "disabled": 0,
-                                  "rate": 0.0} for k in ORG_KINDS]
+    per_org = (select(User.organisation_id.label("org_id"), *_state_columns(now))
+               .where(User.organisation_id.is_not(None)).group_by(User.organisation_id).subquery())
+    query = (select(Organisation.kind, Organisation.prefecture,
+                    *[func.sum(getattr(per_org.c, k)).label(k) for k in _COUNTS])
+             .join(per_org, per_org.c.org_id == Organisation.id)
+             .group_by(Organisation.kind, Organisation.prefecture))
+    by_kind: dict[str, dict] = {k: {"key": k, **dict.fromkeys(_COUNTS, 0)} for k in ORG_KINDS}
+    by_pref: dict[str | None, dict] = {}
+    for row in session.execute(query):
+        for bucket in (by_kind.setdefault(row.kind, {"key": row.kind, **dict.fromkeys(_COUNTS, 0)}),
+                       by_pref.setdefault(row.prefecture, {"key": row.prefecture, **dict.fromkeys(_COUNTS, 0)})):
+            for k in _COUNTS:
+                bucket[k] += int(getattr(row, k) or 0)
     order = {p: i for i, p in enumerate(PREFECTURES)}
-    by_pref = sorted(rows(Organisation.prefecture), key=lambda r: order.get(r["key"], 99))
-    totals = {k: sum(r[k] for r in by_kind) for k in ("total", "invited", "activated", "locked", "disabled")}
-    totals["rate"] = totals["activated"] / totals["total"] if totals["total"] else 0.0
-    return {"by_kind": by_kind, "by_prefecture": by_pref, "totals": totals}
+    kinds = [by_kind[k] for k in ORG_KINDS]
+    prefs = sorted(by_pref.values(), key=lambda r: order.get(r["key"], 99))
+    totals = {k: sum(r[k] for r in kinds) for k in _COUNTS}
+    for r in kinds + prefs + [totals]:
+        r["rate"] = r["activated"] / r["total"] if r["total"] else 0.0
+    return {"by_kind": kinds, "by_prefecture": prefs, "totals": totals}
 
 
 @_dataclass
@@ -302,35 +304,55 @@ def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _squeezed(column):
+    """lower(column) without spaces; literal constants so PostgreSQL can match the trigram expression index."""
+    return func.replace(func.lower(column), literal_column("' '"), literal_column("''"))
+
+
+def _org_match(term: str):
+    like = _like(term)
+    return or_(func.lower(Organisation.code).like(like, escape="\\"),
+               _squeezed(Organisation.name).like(like, escape="\\"))
+
+
 def _outreach_query(flt: OutreachFilter):
-    query = (select(Organisation.id, Organisation.code, Organisation.name, Organisation.kind, Organisation.prefecture,
-                    func.count(User.id).label("users"), func.min(User.created_at).label("since"),
-                    func.min(User.id).label("contact_id"))
-             .join(User, User.organisation_id == Organisation.id)
-             .where(User.state != "disabled")
-             .group_by(Organisation.id, Organisation.code, Organisation.name, Organisation.kind,
-                       Organisation.prefecture)
-             .having(func.count(User.last_login_at) == 0))
+    """Organisations with at least one usable account and nobody who ever logged in (anti-join on an index)."""
+    someone_logged_in = (select(User.id).where(User.organisation_id == Organisation.id,
+                                               User.last_login_at.is_not(None)).exists())
+    has_accounts = (select(User.id).where(User.organisation_id == Organisation.id,
+                                          User.state != "disabled").exists())
+    query = (select(Organisation.id, Organisation.code, Organisation.name, Organisation.kind,
+                    Organisation.prefecture)
+             .where(~someone_logged_in, has_accounts))
     if flt.kind:
         query = query.where(Organisation.kind == flt.kind)
     if flt.prefecture:
         query = query.where(Organisation.prefecture == flt.prefecture)
     if flt.q:
-        term = _like(flt.q.replace(" ", ""))
-        query = query.where(or_(func.lower(Organisation.code).like(term, escape="\\"),
-                                func.replace(func.lower(Organisation.name), " ", "").like(term, escape="\\")))
+        query = query.where(_org_match(flt.q.replace(" ", "")))
     return query
 
 
 def _with_contacts(session, rows) -> list[dict]:
-    ids = [r.contact_id for r in rows]
-    contacts = {u.id: u for u in session.execute(select(User.id, User.name, User.email, User.phone)
-                                                 .where(User.id.in_(ids)))} if ids else {}
+    """Add the number of accounts, the first invitation date and a contact (the first account) to each org."""
+    org_ids = [r.id for r in rows]
+    facts: dict[int, tuple] = {}
+    contacts: dict[int, tuple] = {}
+    for start in range(0, len(org_ids), 5000):
+        part = org_ids[start:start + 5000]
+        for org_id, n, since, contact_id in session.execute(
+                select(User.organisation_id, func.count(User.id), func.min(User.created_at), func.min(User.id))
+                .where(User.organisation_id.in_(part), User.state != "disabled").group_by(User.organisation_id)):
+            facts[org_id] = (n, since, contact_id)
+        ids = [f[2] for org_id, f in facts.items() if org_id in set(part)]
+        for row in session.execute(select(User.id, User.name, User.email, User.phone).where(User.id.in_(ids))):
+            contacts[row.id] = row
     out = []
     for r in rows:
-        c = contacts.get(r.contact_id)
+        n, since, contact_id = facts.get(r.id, (0, None, None))
+        c = contacts.get(contact_id)
         out.append({"id": r.id, "code": r.code, "name": r.name, "kind": r.kind, "prefecture": r.prefecture,
-                    "users": r.users, "since": r.since, "contact_id": r.contact_id,
+                    "users": n, "since": since, "contact_id": contact_id,
                     "contact_name": c.name if c else "", "contact_email": c.email if c else "",
                     "contact_phone": (c.phone or "") if c else ""})
     return out
@@ -349,60 +371,51 @@ OUTREACH_CSV_HEADER = ["org_code", "org_name", "org_kind", "prefecture", "users"
                        "contact_name", "contact_email", "contact_phone"]
 
 
-def outreach_csv(session, flt: OutreachFilter, actor: Actor, chunk: int = 2000):
-    """Yield the whole outreach list as CSV text (UTF-8 with BOM for Excel), cells neutralised by csv_safe().
+def outreach_csv(session, flt: OutreachFilter, actor: Actor) -> str:
+    """The whole outreach list as CSV text (UTF-8 with BOM for Excel), every cell neutralised by csv_safe().
 
     The export itself is audited (personal data leaves the system).
     """
     from helpdesk.common import to_tokyo
 
-    count = session.scalar(select(func.count()).select_from(_outreach_query(flt).subquery())) or 0
+    rows = _with_contacts(session, session.execute(
+        _outreach_query(flt).order_by(Organisation.prefecture, Organisation.code)).all())
+    buffer = _io.StringIO()
+    buffer.write("\ufeff")
+    writer = _csv.writer(buffer)
+    writer.writerow(OUTREACH_CSV_HEADER)
+    for r in rows:
+        since = to_tokyo(r["since"])
+        writer.writerow([csv_safe(r["code"]), csv_safe(r["name"]), csv_safe(r["kind"]), csv_safe(r["prefecture"]),
+                         r["users"], since.strftime("%Y-%m-%d") if since else "", csv_safe(r["contact_name"]),
+                         csv_safe(r["contact_email"]), csv_safe(r["contact_phone"])])
     audit.record(session, actor, "accounts.outreach_exported", "organisation", None,
-                 {"filters": flt.as_args(), "rows": int(count)})
+                 {"filters": flt.as_args(), "rows": len(rows)})
     session.commit()
-
-    def generate():
-        buffer = _io.StringIO()
-        writer = _csv.writer(buffer)
-        buffer.write("\ufeff")
-        writer.writerow(OUTREACH_CSV_HEADER)
-        query = _outreach_query(flt).order_by(Organisation.prefecture, Organisation.code)
-        offset = 0
-        while True:
-            rows = session.execute(query.limit(chunk).offset(offset)).all()
-            if not rows:
-                break
-            offset += len(rows)
-            for r in _with_contacts(session, rows):
-                since = to_tokyo(r["since"])
-                writer.writerow([csv_safe(r["code"]), csv_safe(r["name"]), r["kind"], csv_safe(r["prefecture"]),
-                                 r["users"], since.strftime("%Y-%m-%d") if since else "",
-                                 csv_safe(r["contact_name"]), csv_safe(r["contact_email"]),
-                                 csv_safe(r["contact_phone"])])
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-        yield buffer.getvalue()
-
-    return generate()
+    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- user search and administration
 
 def search_users(session, q: str, page: int = 1, per_page: int = PAGE_SIZE, *, state: str = "",
                  role: str = "") -> tuple[list[User], int]:
-    """Find users by name (spaces ignored: 佐藤健一 finds 佐藤 健一), e-mail, phone (digits), org code or name."""
-    query = select(User).outerjoin(Organisation, User.organisation_id == Organisation.id)
+    """Find users by name (spaces ignored: 佐藤健一 finds 佐藤 健一), e-mail, phone (digits), org code or name.
+
+    On PostgreSQL the name / e-mail / phone conditions use trigram indexes (POSTGRES_DDL in models.py);
+    organisations are matched first (a small table) and their users found through organisation_id.
+    """
+    query = select(User)
     term = normalize(q).replace(" ", "")
     if term:
         like = _like(term)
-        conditions = [func.replace(func.lower(User.name), " ", "").like(like, escape="\\"),
-                      User.email.like(like, escape="\\"),
-                      func.lower(Organisation.code).like(like, escape="\\"),
-                      func.replace(func.lower(Organisation.name), " ", "").like(like, escape="\\")]
+        conditions = [_squeezed(User.name).like(like, escape="\\"), User.email.like(like, escape="\\")]
+        org_ids = session.scalars(select(Organisation.id).where(_org_match(term)).limit(2001)).all()
+        if org_ids:
+            conditions.append(User.organisation_id.in_(org_ids))
         digits = "".join(ch for ch in term if ch.isdigit())
         if len(digits) >= 4 and len(digits) >= len(term.replace("-", "")) - 1:
-            conditions.append(func.replace(User.phone, "-", "").like(_like(digits)))
+            conditions.append(func.replace(User.phone, literal_column("'-'"), literal_column("''"))
+                              .like(_like(digits), escape="\\"))
         query = query.where(or_(*conditions))
     if state in ("invited", "activated", "disabled"):
         query = query.where(User.state == state)

@@ -8,8 +8,13 @@ from sqlalchemy import select, text
 
 from helpdesk.extensions import db as _db
 
-#: Endpoints served by Flask itself.
-FRAMEWORK = {"static"}
+#: Endpoints served by Flask itself (the app's and blueprints' static files).
+class _Framework:
+    def __contains__(self, endpoint: str) -> bool:
+        return endpoint == "static" or endpoint.endswith(".static")
+
+
+FRAMEWORK = _Framework()
 
 
 def _view_flags(app, endpoint):

@@ -271,6 +271,7 @@ def _render_detail(ticket: Ticket, *, status: int = 200, changes=None, **overrid
         merged_into=merged_into, merged_from=merged_from, changes=changes,
         internal_comment_ids={obj.id for kind, _at, obj in items if kind == "comment" and not obj.is_public},
         has_attachments_partial=_has_template("tickets/_attachments.html"),
+        has_help_context=_has_template("api/_help_context.html"),
         has_suggest_js=os.path.exists(os.path.join(static, "js", "suggest.js")),
         manuals_link_url=_url_or_none("manuals.link"), account_url=_account_url(ticket),
         others=service.presence(ticket.id, exclude_user_id=current_user.id), category_label=_category_label,

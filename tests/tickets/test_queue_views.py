@@ -209,3 +209,11 @@ def test_unknown_ticket_is_404(db, client, login, agent):
     login(agent)
     assert client.get("/tickets/HD-999999").status_code == 404
     assert client.get("/tickets/nonsense").status_code == 404
+
+
+def test_ticket_page_shows_help_button_context_and_account_link(db, client, login, agent, make_ticket):
+    ticket = make_ticket(context={"screen_id": "SCR-042", "error_code": "E1023"})
+    login(agent)
+    html = client.get(f"/tickets/{ticket.ref}").get_data(as_text=True)
+    assert "SCR-042" in html and "E1023" in html
+    assert f'href="/accounts/users/{ticket.requester_id}"' in html

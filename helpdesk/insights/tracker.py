@@ -1,14 +1,18 @@
 """Send a problem's evidence to the development tracker: an outbox webhook signed with HMAC-SHA256.
 
 The payload is shaped like a GitHub issue (`title`, `body`, `labels`) plus a `helpdesk` object
-with the evidence as JSON. The row goes through the outbox (`notify.service.queue_webhook`) in the
-same transaction as the status change; `deliver(outbox_id)` posts it:
+with the evidence as JSON. The row is written to the outbox (kind webhook, purpose "tracker") in the
+same transaction as the status change, and `deliver(outbox_id)` posts it. We deliver it ourselves
+rather than through the generic webhook sender because the tracker's answer (its issue key/URL)
+must be read back; both claim rows with the same atomic lease, so a row is never sent twice at once,
+and the signature header and secret reference are the platform's (`X-Helpdesk-Signature`,
+`config:TRACKER_WEBHOOK_SECRET`), so either sender produces the same request:
 
     POST TRACKER_WEBHOOK_URL
     Content-Type: application/json
     X-Helpdesk-Event: problem.sent
     X-Helpdesk-Delivery: <outbox id>          (the same on every retry: receivers de-duplicate on it)
-    X-Helpdesk-Signature-256: sha256=<hex HMAC-SHA256 of the raw body with TRACKER_WEBHOOK_SECRET>
+    X-Helpdesk-Signature: sha256=<hex HMAC-SHA256 of the raw body with TRACKER_WEBHOOK_SECRET>
 
 A 2xx answer ends it (the returned `key`/`number`/`id` and `url`/`html_url` become the problem's
 external reference); anything else is retried with exponential backoff until `max_attempts`.
@@ -36,8 +40,8 @@ from helpdesk.insights.models import Problem
 logger = logging.getLogger(__name__)
 
 PURPOSE = "tracker"
-SECRET_REF = "TRACKER_WEBHOOK_SECRET"
-SIGNATURE_HEADER = "X-Helpdesk-Signature-256"
+SECRET_REF = "config:TRACKER_WEBHOOK_SECRET"
+SIGNATURE_HEADER = "X-Helpdesk-Signature"
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_MAX_SECONDS = 3600
 LEASE_SECONDS = 120
@@ -73,7 +77,6 @@ def send_problem(session, problem_id: int, actor: Actor, *, url: str | None, sec
                  expected_version: int | None = None):
     """Mark an accepted problem as sent and queue the webhook (one commit); returns the outbox row."""
     from helpdesk.notify.models import Outbox
-    from helpdesk.notify.service import queue_webhook
 
     if not url or not secret:
         raise TrackerNotConfigured("開発トラッカーの送信先（TRACKER_WEBHOOK_URL / TRACKER_WEBHOOK_SECRET）が設定されていません。")
@@ -83,9 +86,12 @@ def send_problem(session, problem_id: int, actor: Actor, *, url: str | None, sec
     body = payload(session, problem_id)
     previous = session.scalar(select(Outbox.id).where(Outbox.object_ref == f"problem:{problem.id}",
                                                       Outbox.purpose == PURPOSE).order_by(Outbox.id.desc()).limit(1))
-    row = queue_webhook(session, url=url, payload=body, purpose=PURPOSE, secret_ref=SECRET_REF,
-                        object_ref=f"problem:{problem.id}",
-                        dedupe_key=f"tracker:problem:{problem.id}:{(previous or 0) + 1}")
+    dedupe_key = f"tracker:problem:{problem.id}:{(previous or 0) + 1}"
+    row = None
+    if session.scalar(select(Outbox.id).where(Outbox.dedupe_key == dedupe_key)) is None:
+        row = Outbox(kind="webhook", recipient=url, payload=body, purpose=PURPOSE, headers={"secret_ref": SECRET_REF},
+                     object_ref=f"problem:{problem.id}", dedupe_key=dedupe_key)
+        session.add(row)
     service.transition_problem(session, problem.id, "sent", actor, expected_version=expected_version, commit=False)
     audit.record(session, actor, "problem.sent_to_tracker", "problem", problem.id,
                  {"outbox_id": row.id if row else None, "url": url})

@@ -5,6 +5,7 @@ created the rows they read: use `enqueue_after_commit(session, ...)` from inside
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 from typing import Any, Callable
@@ -30,9 +31,16 @@ def _path(func: Callable | str) -> str:
 
 
 def redis_connection(url: str | None = None):
+    url = url or current_app.config["REDIS_URL"]
+    return _redis_for(url)
+
+
+@functools.lru_cache(maxsize=8)
+def _redis_for(url: str):
+    # One client (and connection pool) per URL and process: a new client per call costs a TCP
+    # connect + handshake on every enqueue. redis-py pools are thread-safe and fork-aware.
     from redis import Redis
 
-    url = url or current_app.config["REDIS_URL"]
     return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
 
 

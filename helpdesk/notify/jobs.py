@@ -49,24 +49,16 @@ def claim(session, outbox_id: int, now: dt.datetime, kind: str = "email") -> Out
     due = ((Outbox.state == "pending") & (Outbox.next_attempt_at <= now)) | \
           ((Outbox.state == "sending") & (Outbox.lease_until < now))
     if session.get_bind().dialect.name == "postgresql":
-        found = session.scalar(select(Outbox.id).where(Outbox.id == outbox_id, Outbox.kind == kind, due)
-                               .with_for_update(skip_locked=True))
-        if found is None:
-            session.rollback()
-            return None
-        session.execute(update(Outbox).where(Outbox.id == outbox_id)
-                        .values(state="sending", lease_until=lease, attempts=Outbox.attempts + 1)
-                        .execution_options(synchronize_session=False))
+        # SKIP LOCKED: a row another worker is claiming right now is simply not ours.
+        target = Outbox.id.in_(select(Outbox.id).where(Outbox.id == outbox_id, Outbox.kind == kind, due)
+                               .with_for_update(skip_locked=True).scalar_subquery())
     else:
-        result = session.execute(update(Outbox).where(Outbox.id == outbox_id, Outbox.kind == kind, due)
-                                 .values(state="sending", lease_until=lease, attempts=Outbox.attempts + 1)
-                                 .execution_options(synchronize_session=False))
-        if result.rowcount != 1:
-            session.rollback()
-            return None
+        target = (Outbox.id == outbox_id) & (Outbox.kind == kind) & due  # one conditional UPDATE
+    row = session.scalars(update(Outbox).where(target)
+                          .values(state="sending", lease_until=lease, attempts=Outbox.attempts + 1)
+                          .returning(Outbox)
+                          .execution_options(synchronize_session=False, populate_existing=True)).first()
     session.commit()
-    row = session.get(Outbox, outbox_id)
-    session.refresh(row)
     return row
 
 
@@ -159,18 +151,14 @@ def deliver_email(session, outbox_id: int, config, now: dt.datetime | None = Non
     row = claim(session, outbox_id, now)
     if row is None:
         return "skipped"
-    started = time.monotonic()
-    try:
-        msg = build_message(row, config)
-        code = send_smtp(msg, row.recipient, config, connection)
-    except PermanentFailure as exc:
-        return _finish(session, row, now, False, _code(exc), str(exc)[:1000], started, permanent=True)
-    except (smtplib.SMTPException, OSError, socket.timeout) as exc:
-        return _finish(session, row, now, False, _code(exc), f"{exc.__class__.__name__}: {exc}"[:1000], started)
-    except (ValueError, TypeError) as exc:  # a malformed row (bad address/header) never gets better
-        return _finish(session, row, now, False, None, f"{exc.__class__.__name__}: {exc}"[:1000], started,
-                       permanent=True)
-    return _finish(session, row, now, True, code, None, started)
+    own = connection is None
+    state, connection = _send_one(session, row, config, now, connection)
+    if own and connection is not None:
+        try:
+            connection.quit()
+        except (smtplib.SMTPException, OSError):
+            _close(connection)
+    return state
 
 
 def _code(exc: Exception) -> int | None:
@@ -178,24 +166,103 @@ def _code(exc: Exception) -> int | None:
     return getattr(cause, "smtp_code", None)
 
 
+def claim_batch(session, outbox_id: int, now: dt.datetime, limit: int) -> list[Outbox]:
+    """Claim `outbox_id` and up to `limit - 1` other due email rows in one statement (PostgreSQL).
+
+    A job that holds an SMTP connection anyway drains a few more due rows over it; their own jobs
+    then find nothing to do. Rows locked by another worker are skipped, never waited for.
+    """
+    if session.get_bind().dialect.name != "postgresql" or limit <= 1:
+        row = claim(session, outbox_id, now)
+        return [row] if row is not None else []
+    due = ((Outbox.state == "pending") & (Outbox.next_attempt_at <= now)) | \
+          ((Outbox.state == "sending") & (Outbox.lease_until < now))
+    picked = (select(Outbox.id).where(Outbox.kind == "email", due)
+              .order_by((Outbox.id != outbox_id), Outbox.next_attempt_at, Outbox.id)
+              .limit(limit).with_for_update(skip_locked=True).scalar_subquery())
+    rows = session.scalars(
+        update(Outbox).where(Outbox.id.in_(picked))
+        .values(state="sending", lease_until=now + dt.timedelta(seconds=LEASE_SECONDS),
+                attempts=Outbox.attempts + 1)
+        .returning(Outbox).execution_options(synchronize_session=False, populate_existing=True)).all()
+    session.commit()
+    return sorted(rows, key=lambda r: (r.id != outbox_id, r.next_attempt_at, r.id))
+
+
+def _send_one(session, row: Outbox, config, now: dt.datetime, connection) -> tuple[str, object]:
+    """Send a claimed row over `connection` (opened when None); returns (state, connection to reuse)."""
+    started = time.monotonic()
+    try:
+        msg = build_message(row, config)
+    except (ValueError, TypeError) as exc:  # a malformed row never gets better
+        return _finish(session, row, now, False, None, f"{exc.__class__.__name__}: {exc}"[:1000], started,
+                       permanent=True), connection
+    try:
+        if connection is None:
+            connection = open_smtp(config)
+        code = send_smtp(msg, row.recipient, config, connection)
+    except PermanentFailure as exc:
+        _reset(connection)
+        return _finish(session, row, now, False, _code(exc), str(exc)[:1000], started, permanent=True), connection
+    except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+        _close(connection)
+        return _finish(session, row, now, False, _code(exc), f"{exc.__class__.__name__}: {exc}"[:1000],
+                       started), None
+    return _finish(session, row, now, True, code, None, started), connection
+
+
+def _reset(connection) -> None:
+    try:
+        connection.rset()
+    except (smtplib.SMTPException, OSError, AttributeError):
+        pass
+
+
+def _close(connection) -> None:
+    if connection is None:
+        return
+    try:
+        connection.close()
+    except (smtplib.SMTPException, OSError):
+        pass
+
+
 def deliver(outbox_id: int) -> str:
-    """Deliver one outbox row (mail or webhook); idempotent: a sent row is never sent again."""
+    """Deliver one outbox row (mail or webhook); idempotent: a sent row is never sent again.
+
+    For mail, the job also drains up to NOTIFY_BATCH - 1 other due rows over the same SMTP
+    connection; each send is recorded (committed) right after the server accepted it.
+    """
     session = db.session
-    kind = session.scalar(select(Outbox.kind).where(Outbox.id == outbox_id))
-    session.rollback()
-    if kind is None:
-        return "missing"
-    if kind == "webhook":
+    config = current_app.config
+    now = utcnow()
+    rows = claim_batch(session, outbox_id, now, int(config.get("NOTIFY_BATCH", 20)))
+    if not rows:
+        kind = session.scalar(select(Outbox.kind).where(Outbox.id == outbox_id))
+        session.rollback()
+        if kind != "webhook":
+            return "skipped" if kind else "missing"
         webhooks = import_optional("helpdesk.api.webhooks")
         if webhooks is None:
             logger.warning("outbox %s: no webhook sender installed", outbox_id)
             return "skipped"
-        state = webhooks.deliver(session, outbox_id,
-                                 allowed_hosts=current_app.config.get("WEBHOOK_ALLOWED_HOSTS") or ())
-    else:
-        state = deliver_email(session, outbox_id, current_app.config)
-    logger.info("outbox %s (%s): %s", outbox_id, kind, state)
-    return state
+        state = webhooks.deliver(session, outbox_id, allowed_hosts=config.get("WEBHOOK_ALLOWED_HOSTS") or ())
+        logger.info("outbox %s (webhook): %s", outbox_id, state)
+        return state
+    own_state, connection = "skipped", None
+    try:
+        for row in rows:
+            state, connection = _send_one(session, row, config, now, connection)
+            if row.id == outbox_id:
+                own_state = state
+            logger.info("outbox %s (email): %s", row.id, state)
+    finally:
+        if connection is not None:
+            try:
+                connection.quit()
+            except (smtplib.SMTPException, OSError):
+                _close(connection)
+    return own_state
 
 
 def sweep() -> dict:

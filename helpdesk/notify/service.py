@@ -1,7 +1,7 @@
 """The outbox: mail and webhooks are rows written in the caller's transaction; jobs deliver them.
 
 Queueing (`queue_email`, `queue_webhook`) never sends anything: the delivery job runs after the
-commit (`jobs.enqueue_after_commit`), and `requeue_due()` (run by `helpdesk notify sweep` from cron
+commit (one Redis round trip per commit, see `enqueue_deliveries`), and `requeue_due()` (run by `helpdesk notify sweep` from cron
 and at worker start) picks up rows whose job was lost (Redis down, worker killed).
 """
 from __future__ import annotations
@@ -14,8 +14,9 @@ import secrets
 
 from flask import current_app, has_app_context, render_template
 from flask_babel import force_locale
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from helpdesk import audit, jobs
 from helpdesk.audit import Actor
@@ -59,8 +60,61 @@ def _queue(session, row: Outbox) -> Outbox | None:
     except IntegrityError:
         savepoint.rollback()
         return None
-    jobs.enqueue_after_commit(session, "helpdesk.notify.jobs.deliver", row.id, queue="notify")
+    session.info.setdefault(_AFTER_COMMIT_KEY, []).append(row.id)
     return row
+
+
+# --- enqueueing after the commit -------------------------------------------------------------
+
+_AFTER_COMMIT_KEY = "helpdesk_notify_outbox_ids"
+DELIVER_JOB = "helpdesk.notify.jobs.deliver"
+_redis_clients: dict[str, object] = {}
+
+
+def _redis(url: str):
+    client = _redis_clients.get(url)
+    if client is None:
+        from redis import Redis
+
+        client = _redis_clients[url] = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    return client
+
+
+def enqueue_deliveries(ids: list[int]) -> bool:
+    """One delivery job per outbox row: one Redis round trip for all (RQ), or in-process now."""
+    if not ids:
+        return True
+    app = current_app._get_current_object()
+    if app.config.get("RQ_ASYNC") and app.config.get("REDIS_URL"):
+        from rq import Queue
+
+        try:
+            connection = _redis(app.config["REDIS_URL"])
+            queue = Queue("notify", connection=connection)
+            with connection.pipeline() as pipe:
+                queue.enqueue_many([Queue.prepare_data(DELIVER_JOB, args=(i,), timeout=300) for i in ids],
+                                   pipeline=pipe)
+                pipe.execute()
+            return True
+        except Exception as exc:  # Redis down: the rows are committed; `notify sweep` re-enqueues them
+            logger.warning("enqueue of %d deliveries failed (%s); left for the sweeper", len(ids), exc)
+            return False
+    for outbox_id in ids:
+        jobs.enqueue(DELIVER_JOB, outbox_id, queue="notify")
+    return True
+
+
+@event.listens_for(Session, "after_commit")
+def _enqueue_after_commit(session: Session) -> None:
+    ids = session.info.pop(_AFTER_COMMIT_KEY, None)
+    if ids and has_app_context():
+        enqueue_deliveries(ids)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_rollback(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_AFTER_COMMIT_KEY, None)
 
 
 def queue_email(session, *, to: str, subject: str, body_text: str, body_html: str | None = None,
@@ -317,11 +371,12 @@ def requeue_due(session, now: dt.datetime | None = None, limit: int = 10_000) ->
                           .limit(limit)).all()
     session.rollback()  # end the read transaction before the jobs (in-process ones) open theirs
     queued = 0
-    for outbox_id in ids:
-        if jobs.enqueue("helpdesk.notify.jobs.deliver", outbox_id, queue="notify") is False:
+    for i in range(0, len(ids), 500):
+        chunk = list(ids[i:i + 500])
+        if not enqueue_deliveries(chunk):
             logger.warning("notify sweep: Redis unreachable, %d rows left for the next run", len(ids) - queued)
             break
-        queued += 1
+        queued += len(chunk)
     return queued
 
 
@@ -359,7 +414,7 @@ def retry(session, outbox_id: int, actor: Actor) -> Outbox:
         raise NotifyError("この配信は既に再送されています。")
     audit.record(session, actor, "notify.retry", "outbox", outbox_id,
                  {"recipient": row.recipient, "purpose": row.purpose, "last_error": row.last_error})
-    jobs.enqueue_after_commit(session, "helpdesk.notify.jobs.deliver", outbox_id, queue="notify")
+    session.info.setdefault(_AFTER_COMMIT_KEY, []).append(outbox_id)
     session.commit()
     session.refresh(row)
     return row

@@ -157,8 +157,17 @@ class Targets:
     auto_escalate: bool = False
 
 
-def find_policy(session, priority: str, role: str | None = None, category_code: str | None = None) -> Targets:
-    """The most specific active policy: priority+role+category, +category, +role, priority alone, built-in."""
+def find_policy(session, priority: str, role: str | None = None, category_code: str | None = None,
+                cache: dict | None = None) -> Targets:
+    """The most specific active policy: priority+role+category, +category, +role, priority alone, built-in.
+
+    `cache` (a dict the caller keeps for one batch) saves the query when many tickets are handled.
+    """
+    if cache is not None:
+        key = (priority, role, category_code)
+        if key not in cache:
+            cache[key] = find_policy(session, priority, role, category_code)
+        return cache[key]
     rows = session.scalars(select(SlaPolicy).where(SlaPolicy.priority == priority, SlaPolicy.active)).all()
 
     def rank(p: SlaPolicy) -> int | None:
@@ -231,14 +240,15 @@ def _risk_minutes(target: int, percent: int) -> int:
     return max(1, math.floor(target * percent / 100))
 
 
-def apply_sla(session, ticket: Ticket, now: dt.datetime | None = None, *, reset_targets: bool = True) -> SlaClock:
+def apply_sla(session, ticket: Ticket, now: dt.datetime | None = None, *, reset_targets: bool = True,
+              policy_cache: dict | None = None) -> SlaClock:
     """Set the ticket's due dates from its policy, its start time and the minutes it spent paused."""
     calendar = get_calendar(session)
     clock = session.get(SlaClock, ticket.id)
     if clock is None or reset_targets:
         # Look the policy up before adding the clock: the query would autoflush a half-built row.
         targets = find_policy(session, ticket.priority, ticket.role,
-                              ticket.category.code if ticket.category is not None else None)
+                              ticket.category.code if ticket.category is not None else None, cache=policy_cache)
     if clock is None:
         clock = SlaClock(ticket_id=ticket.id, started_at=ticket.created_at or now or utcnow(), paused_minutes=0)
         session.add(clock)
@@ -448,7 +458,7 @@ def _auto_escalate(session, breached: list[int], now: dt.datetime) -> list[int]:
 
 def backfill_clocks(session, batch: int = 2000) -> int:
     """Create clocks for open tickets that have none (bulk-imported or seeded rows); returns how many."""
-    made = 0
+    made, cache = 0, {}
     while True:
         ids = session.scalars(
             select(Ticket.id).where(Ticket.status.in_(RUNNING + ("pending",)),
@@ -458,7 +468,7 @@ def backfill_clocks(session, batch: int = 2000) -> int:
             return made
         for ticket in session.scalars(select(Ticket).where(Ticket.id.in_(ids))):
             keep = (ticket.first_response_due_at, ticket.resolution_due_at, ticket.sla_state)
-            apply_sla(session, ticket)
+            apply_sla(session, ticket, policy_cache=cache)
             if keep[0] is not None and keep[1] is not None:
                 # Keep due dates already given by the source system; only thresholds are derived.
                 ticket.first_response_due_at, ticket.resolution_due_at = keep[0], keep[1]

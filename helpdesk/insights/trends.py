@@ -203,12 +203,12 @@ def spike_report(session, period: str = "week", until: dt.date | None = None) ->
 
 
 def sla_compliance(session, since: dt.date | None = None, until: dt.date | None = None):
-    """SLA compliance per role from the SLA domain, if it offers it; None otherwise."""
+    """SLA compliance per role from the SLA domain (`sla.service.compliance`), or None without it."""
     module = import_optional("helpdesk.sla.service")
     fn = getattr(module, "compliance", None) if module else None
     if fn is None:
         return None
-    try:
-        return fn(session, since=since, until=until)
-    except TypeError:
-        return fn(session)
+    since, until = since or default_window("week")[0], until or default_window("week")[1]
+    start = dt.datetime(since.year, since.month, since.day, tzinfo=TOKYO)
+    end = dt.datetime(until.year, until.month, until.day, tzinfo=TOKYO) + dt.timedelta(days=1)
+    return fn(session, start, end)

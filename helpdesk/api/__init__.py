@@ -26,5 +26,9 @@ def _setup() -> None:
 
 
 from helpdesk.api import docs, views  # noqa: E402,F401  (routes register on bp)
+from helpdesk._optional import import_optional  # noqa: E402
+
+# Problems and insights operations exist when the insights domain does.
+import_optional("helpdesk.api.insights_views")
 
 _setup()

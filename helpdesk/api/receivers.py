@@ -40,33 +40,66 @@ def _on_changed(session, ticket=None, actor=None, event=None, **_):
         queue_event(session, "ticket.resolved", data, key=f"e{event.id}", ticket_id=ticket.id)
 
 
-def _on_problem(event_name: str):
-    def receiver(session, problem=None, actor=None, change=None, **_):
-        from helpdesk.api.service import queue_event
+# --- problems: watched at the ORM level (the insights service sends no signals) -------------------
 
+_PENDING = "api_problem_events"
+
+
+def _problem_after_flush(session, flush_context) -> None:
+    try:
+        from helpdesk.insights.models import Problem, ProblemTicket
+    except ImportError:  # pragma: no cover - insights domain absent
+        return
+    pending = session.info.get(_PENDING)
+    for obj in session.new:
+        if isinstance(obj, Problem):
+            pending = session.info.setdefault(_PENDING, {})
+            pending[obj.id] = ("problem.created", None)
+    for obj in list(session.dirty):
+        if isinstance(obj, Problem) and session.is_modified(obj, include_collections=False):
+            pending = session.info.setdefault(_PENDING, {})
+            pending.setdefault(obj.id, ("problem.updated", None))
+    for collection, kind in ((session.new, "ticket_linked"), (session.deleted, "ticket_unlinked")):
+        for obj in collection:
+            if isinstance(obj, ProblemTicket):
+                pending = session.info.setdefault(_PENDING, {})
+                if obj.problem_id not in pending:
+                    pending[obj.problem_id] = ("problem.updated", {"kind": kind, "ticket_id": obj.ticket_id})
+
+
+def _problem_before_commit(session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    import uuid
+
+    from helpdesk.api.service import queue_event
+    from helpdesk.insights.models import Problem
+
+    for problem_id, (event_name, change) in pending.items():
+        problem = session.get(Problem, problem_id)
         if problem is None:
-            return
-        data = {"id": problem.id, "title": getattr(problem, "title", None), "status": getattr(problem, "status", None),
-                "external_ref": getattr(problem, "external_ref", None)}
+            continue
+        data = {"id": problem.id, "title": problem.title, "status": problem.status,
+                "external_ref": problem.external_ref}
         if change:
             data["change"] = change
-        stamp = getattr(problem, "updated_at", None)
-        key = f"p{problem.id}:{stamp.isoformat() if stamp else ''}:{event_name}"
+        key = f"p{problem.id}:created" if event_name == "problem.created" else f"p{problem.id}:{uuid.uuid4().hex}"
         queue_event(session, event_name, data, key=key)
 
-    receiver.__name__ = f"_on_{event_name.replace('.', '_')}"
-    return receiver
 
-
-_PROBLEM_RECEIVERS = {"problem.created": _on_problem("problem.created"),
-                      "problem.updated": _on_problem("problem.updated")}
+def _problem_rollback(session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING, None)
 
 
 def connect() -> None:
     signals.ticket_created.connect(_on_created)
     signals.ticket_changed.connect(_on_changed)
-    # Problem signals, if the insights domain defines them (sender = session; kwargs: problem, actor, change).
-    for event_name, attr in (("problem.created", "problem_created"), ("problem.updated", "problem_changed")):
-        signal = getattr(signals, attr, None)
-        if signal is not None:
-            signal.connect(_PROBLEM_RECEIVERS[event_name])
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    for name, fn in (("after_flush", _problem_after_flush), ("before_commit", _problem_before_commit),
+                     ("after_soft_rollback", _problem_rollback)):
+        if not event.contains(Session, name, fn):
+            event.listen(Session, name, fn)

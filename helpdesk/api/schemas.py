@@ -250,6 +250,71 @@ class WebhookEvent(Response):
     data: dict[str, Any]
 
 
-REQUEST_MODELS = (TicketCreate, TicketUpdate, ReplyCreate, HelpRequestCreate)
+# --- problems and insights ---------------------------------------------------------------------
+
+ProblemStatus = Literal["candidate", "accepted", "sent", "fixed", "verified"]
+
+
+class ProblemSummary(Response):
+    id: int
+    title: str
+    status: ProblemStatus
+    external_ref: str | None
+    external_url: str | None
+    fixed_on: dt.date | None
+    ticket_count: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ProblemPage(Response):
+    items: list[ProblemSummary]
+    next_cursor: str | None
+
+
+class ProblemItem(ProblemSummary):
+    description: str
+    workaround: str
+    verified_at: dt.datetime | None
+    ticket_refs: list[str] = Field(description="Linked tickets, newest first (at most 500)")
+
+
+class ProblemLinkCreate(Request):
+    ticket_ref: Annotated[str, StringConstraints(min_length=4, max_length=20, pattern=r"^[Hh][Dd]-[0-9]{1,12}$")]
+
+
+class ProblemLinkResult(Response):
+    problem_id: int
+    ticket_ref: str
+    linked: bool = Field(description="false when the ticket was already linked")
+
+
+class TrendSeries(Response):
+    by: Literal["category", "role", "org", "prefecture", "channel"]
+    period: Literal["week", "day"]
+    periods: list[dt.date] = Field(description="Start day of each period (Asia/Tokyo)")
+    series: dict[str, list[int]] = Field(description="Tickets created per period, per key")
+    totals: dict[str, int]
+
+
+class RecurringGroup(Response):
+    id: int
+    label: str
+    size: int
+    trend: str
+    top_terms: list[str]
+    roles: dict[str, int]
+    first_seen: dt.datetime | None
+    last_seen: dt.datetime | None
+    ticket_refs: list[str] = Field(description="Member tickets, oldest first (at most 200)")
+    problem_id: int | None
+
+
+class RecurringGroups(Response):
+    items: list[RecurringGroup]
+
+
+REQUEST_MODELS = (TicketCreate, TicketUpdate, ReplyCreate, HelpRequestCreate, ProblemLinkCreate)
 RESPONSE_MODELS = (Problem, Ticket, TicketPage, Reply, Organisation, OrganisationPage, User, UserPage,
-                   ArticleHits, Article, HelpRequestResult, WebhookEvent)
+                   ArticleHits, Article, HelpRequestResult, WebhookEvent, ProblemPage, ProblemItem, ProblemLinkResult,
+                   TrendSeries, RecurringGroups)

@@ -55,6 +55,9 @@
       selectedText.textContent = contact.name + (org ? "（" + org + "）" : "");
       selected.hidden = false;
       if (newContact) { newContact.open = false; }
+      // Manual suggestions for the caller's population (suggest.js reads it on each query).
+      var desc = document.getElementById("description");
+      if (desc && contact.organisation_kind) { desc.setAttribute("data-suggest-role", contact.organisation_kind); }
     } else {
       selectedText.textContent = "";
       selected.hidden = true;

@@ -26,7 +26,6 @@ from helpdesk import audit
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
 from helpdesk.common import ORG_KINDS, PREFECTURES, USER_ROLES, utcnow
-from helpdesk.text import clean_input
 
 COLUMNS = ("email", "name", "org_code", "org_name", "org_kind", "prefecture", "roles")
 CHUNK = 5000
@@ -134,8 +133,15 @@ def read_rows(text: str) -> tuple[list[str], Iterable[tuple[int, dict[str, str]]
     return header, rows()
 
 
+#: Unicode category Cc (C0, DEL, C1): what text.clean_input drops, as one regex (fast on 100k lines).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _norm(value: str | None, max_len: int = 500) -> str:
-    value = unicodedata.normalize("NFKC", clean_input(value or ""))
+    """NFKC, control characters to spaces, whitespace collapsed (newlines and tabs too: one CSV cell is one line)."""
+    if not value:
+        return ""
+    value = unicodedata.normalize("NFKC", _CONTROL.sub(" ", value))
     return _SPACES.sub(" ", value).strip()[:max_len + 1]
 
 
@@ -213,6 +219,33 @@ def _insert(session):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert
+
+
+def bulk_insert(session, model, rows: list[dict], conflict: str) -> None:
+    """Insert rows, skipping those whose `conflict` column already exists.
+
+    PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING
+    (set-based: one statement for 100k rows). Elsewhere: executemany in chunks with ON CONFLICT.
+    """
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        insert = _insert(session)
+        for part in _chunks(rows):
+            session.execute(insert(model.__table__).on_conflict_do_nothing(index_elements=[conflict]), part)
+        return
+    table = model.__table__.name
+    columns = list(rows[0])
+    cols = ", ".join(columns)
+    raw = session.connection().connection.driver_connection
+    tmp = f"tmp_import_{table}"
+    with raw.cursor() as cur:
+        cur.execute(f"CREATE TEMP TABLE {tmp} ON COMMIT DROP AS SELECT {cols} FROM {table} WITH NO DATA")
+        with cur.copy(f"COPY {tmp} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {tmp} ON CONFLICT ({conflict}) DO NOTHING")
+        cur.execute(f"DROP TABLE {tmp}")
 
 
 def _chunks(items: list, size: int = CHUNK):
@@ -340,7 +373,6 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
             org_facts.setdefault(item.org_code, item)
 
     now = utcnow()
-    insert = _insert(session)
     org_ids = {code: row.id for code, row in existing_orgs.items()}
     for kinds in (("municipality",), ("clinic", "wholesaler")):
         new_rows, changed = [], []
@@ -360,8 +392,7 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
                                                                          known.parent_id):
                 changed.append({"id": known.id, **want, "updated_at": now})
         if not dry_run:
-            for part in _chunks(new_rows):
-                session.execute(insert(Organisation).on_conflict_do_nothing(index_elements=["code"]), part)
+            bulk_insert(session, Organisation, new_rows, "code")
             for part in _chunks(changed):
                 session.execute(update(Organisation), part)
             if new_rows:
@@ -398,15 +429,13 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
             hashes = hash_many(plain)
         result.passwords = [(u.email, u.name, u.org_code, p) for u, p in zip(new_users, plain)]
     if not dry_run:
-        for start in range(0, len(new_users), CHUNK):
-            part = new_users[start:start + CHUNK]
-            rows = [{"email": u.email, "name": u.name, "organisation_id": org_ids[u.org_code], "roles": u.roles,
-                     "locale": "ja", "password_hash": h, "state": "invited", "must_change_password": True,
-                     "failed_logins": 0, "session_version": 1, "needs_review": False,
-                     "created_at": now, "updated_at": now}
-                    for u, h in zip(part, hashes[start:start + CHUNK])]
-            session.execute(insert(User).on_conflict_do_nothing(index_elements=["email"]), rows)
-            tick(len(part))
+        rows = [{"email": u.email, "name": u.name, "organisation_id": org_ids[u.org_code], "roles": u.roles,
+                 "locale": "ja", "password_hash": h, "state": "invited", "must_change_password": True,
+                 "failed_logins": 0, "session_version": 1, "needs_review": False,
+                 "created_at": now, "updated_at": now}
+                for u, h in zip(new_users, hashes)]
+        bulk_insert(session, User, rows, "email")
+        tick(len(rows))
         for part in _chunks(changed_users):
             session.execute(update(User), part)
             tick(len(part))

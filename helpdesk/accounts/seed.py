@@ -8,7 +8,7 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 
 from helpdesk import audit
-from helpdesk.accounts.importer import _insert
+from helpdesk.accounts.importer import bulk_insert
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.accounts.synthetic import email_for, make_orgs, person_name, staff_roles
 from helpdesk.audit import Actor
@@ -38,7 +38,6 @@ def seed_accounts(session, orgs: int = 0, users: int = 0, rng: random.Random | N
 
     rng = rng or random.Random(1)
     say = progress or (lambda message: None)
-    insert = _insert(session)
     now = utcnow()
     made = {"orgs": 0, "users": 0}
     if users and not orgs and not session.scalar(select(func.count(Organisation.id))):
@@ -52,13 +51,13 @@ def seed_accounts(session, orgs: int = 0, users: int = 0, rng: random.Random | N
         for start in range(0, len(municipalities), CHUNK):
             rows = [{"code": o.code, "name": o.name, "kind": o.kind, "prefecture": o.prefecture, "parent_id": None,
                      "created_at": now, "updated_at": now} for o in municipalities[start:start + CHUNK]]
-            session.execute(insert(Organisation).on_conflict_do_nothing(index_elements=["code"]), rows)
+            bulk_insert(session, Organisation, rows, "code")
         parents = _org_ids(session, [o.code for o in municipalities])
         for start in range(0, len(others), CHUNK):
             rows = [{"code": o.code, "name": o.name, "kind": o.kind, "prefecture": o.prefecture,
                      "parent_id": parents.get(o.parent_code) if o.parent_code else None,
                      "created_at": now, "updated_at": now} for o in others[start:start + CHUNK]]
-            session.execute(insert(Organisation).on_conflict_do_nothing(index_elements=["code"]), rows)
+            bulk_insert(session, Organisation, rows, "code")
             say(f"organisations: {min(start + CHUNK, len(others)) + len(municipalities)}/{len(synthetic)}")
         made["orgs"] = session.scalar(select(func.count(Organisation.id))) - before
         session.commit()
@@ -94,11 +93,11 @@ def seed_accounts(session, orgs: int = 0, users: int = 0, rng: random.Random | N
                            phone=f"0{rng.randint(3, 99)}-{rng.randint(100, 9999)}-{rng.randint(1000, 9999)}")
             rows.append(row)
             if len(rows) == CHUNK:
-                session.execute(insert(User).on_conflict_do_nothing(index_elements=["email"]), rows)
+                bulk_insert(session, User, rows, "email")
                 rows = []
                 say(f"users: {k + 1}/{users}")
         if rows:
-            session.execute(insert(User).on_conflict_do_nothing(index_elements=["email"]), rows)
+            bulk_insert(session, User, rows, "email")
         made["users"] = session.scalar(select(func.count(User.id))) - before
     audit.record(session, Actor.system("seed"), "accounts.seeded", "database", None, dict(made))
     session.commit()

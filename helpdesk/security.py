@@ -62,9 +62,16 @@ def _session_timeouts() -> None:
     idle_limit = current_app.config["SESSION_IDLE_MINUTES"] * 60
     absolute_limit = current_app.config["SESSION_ABSOLUTE_HOURS"] * 3600
     if now - session.get("seen_at", now) > idle_limit or now - started > absolute_limit:
+        from flask import flash
+        from flask_babel import gettext as _
+
         logout_user()
+        lang = session.get("lang")
         session.clear()
+        if lang:
+            session["lang"] = lang
         g.session_expired = True
+        flash(_("一定時間が過ぎたため、安全のためログアウトしました。もう一度ログインしてください。"), "warning")
         return
     session["seen_at"] = now
 

@@ -58,3 +58,29 @@ def test_agent_unlocks_the_locked_demo_user(page, live_server, browser_login):
     assert page.inner_text("#user-lock") == "なし"
     violations = run_axe(page)
     assert violations == [], violations
+
+
+def test_admin_pages_are_accessible_and_work_by_keyboard(page, live_server, browser_login):
+    browser_login(page, "admin@helpdesk.example.jp")
+    for path in ("/admin", "/accounts/users?q=%E4%BD%90%E8%97%A4", "/admin/organisations", "/admin/audit",
+                 "/admin/users/new", "/admin/organisations/new"):
+        page.goto(f"{live_server}{path}")
+        violations = run_axe(page)
+        assert violations == [], (path, violations)
+    # Filter the audit log with the keyboard only.
+    page.goto(f"{live_server}/admin/audit")
+    page.focus("#action")
+    page.keyboard.type("login.")
+    page.keyboard.press("Enter")
+    page.wait_for_load_state("networkidle")
+    assert "action=login." in page.url
+    assert "login.succeeded" in page.inner_text("#audit")
+
+
+def test_supervisor_downloads_the_outreach_csv(page, live_server, browser_login):
+    browser_login(page, "supervisor@helpdesk.example.jp")
+    page.goto(f"{live_server}/accounts/activation?prefecture=%E5%A4%A7%E9%98%AA%E5%BA%9C")
+    with page.expect_download() as info:
+        page.click("text=この条件でCSVをダウンロード")
+    content = open(info.value.path(), encoding="utf-8-sig").read()
+    assert content.startswith("org_code,org_name") and "大阪府堺市" in content

@@ -77,6 +77,8 @@ def test_idle_timeout(app, client, make_user, login):
     with client.session_transaction() as sess:
         sess["seen_at"] -= app.config["SESSION_IDLE_MINUTES"] * 60 + 5
     assert not _is_signed_in(client)
+    login_page = client.get("/login").get_data(as_text=True)
+    assert "安全のためログアウトしました" in login_page
 
 
 def test_absolute_timeout_even_when_active(app, client, make_user, login):

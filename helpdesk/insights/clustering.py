@@ -229,13 +229,42 @@ def cluster_prepared(keys: list, token_texts: list[str], clean_texts: list[str],
         groups.append(_describe(model, word_full, members, vectors_full, full_keys))
     if n > max_full and groups:
         rest = np.setdiff1d(np.arange(n), full_idx)
-        vectors_rest, energy_rest = model.project(
-            model.transform([token_texts[i] for i in rest], [clean_texts[i] for i in rest]))
+        vectors_rest, energy_rest = _project_many(model, [token_texts[i] for i in rest],
+                                                  [clean_texts[i] for i in rest])
         for group_index, pos in assign_vectors(groups, vectors_rest):
             if group_index is not None and energy_rest[pos] >= model.min_energy:
                 groups[group_index].keys.append(keys[rest[pos]])
     groups.sort(key=lambda g: (-len(g.keys), str(g.label)))
     return groups, model
+
+
+_POOL_STATE: tuple | None = None
+
+
+def _project_chunk(bounds: tuple[int, int]):
+    model, tokens, cleaned = _POOL_STATE
+    a, b = bounds
+    return model.project(model.transform(tokens[a:b], cleaned[a:b]))
+
+
+def _project_many(model: Model, tokens: list[str], cleaned: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorise and project many texts, split over the CPU cores for large batches."""
+    global _POOL_STATE
+    cores = os.cpu_count() or 1
+    if len(tokens) < PARALLEL_FROM or cores < 2:
+        return model.project(model.transform(tokens, cleaned))
+    import multiprocessing as mp
+
+    step = -(-len(tokens) // cores)
+    bounds = [(a, min(a + step, len(tokens))) for a in range(0, len(tokens), step)]
+    _POOL_STATE = (model, tokens, cleaned)  # inherited by the forked workers, not pickled
+    try:
+        ctx = mp.get_context("fork")
+        with ctx.Pool(cores) as pool:
+            parts = pool.map(_project_chunk, bounds)
+    finally:
+        _POOL_STATE = None
+    return np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def assign_vectors(groups: list[Group], vectors) -> list[tuple[int | None, int]]:

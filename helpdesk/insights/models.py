@@ -163,3 +163,16 @@ class RollupState(db.Model):
     #: Newest ticket change included in the rollup (staleness check).
     tickets_updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     tickets: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PreparedText(db.Model):
+    """A ticket's cleaned text and tokens, cached so the nightly regrouping does not re-tokenise everything."""
+
+    __tablename__ = "insight_texts"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    #: sha1 of the preparation version + subject + body; a changed ticket is prepared again.
+    digest: Mapped[str] = mapped_column(String(40))
+    tokens: Mapped[str] = mapped_column(Text, default="")
+    cleaned: Mapped[str] = mapped_column(Text, default="")
+    prepared_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -17,8 +17,8 @@ from helpdesk import audit, jobs
 from helpdesk.audit import Actor
 from helpdesk.common import TOKYO, utcnow
 from helpdesk.insights import clustering
-from helpdesk.insights.models import (PROBLEM_TRANSITIONS, Problem, ProblemTicket, RecurringGroup, RecurringMember,
-                                      RecurringRun)
+from helpdesk.insights.models import (PROBLEM_TRANSITIONS, PreparedText, Problem, ProblemTicket, RecurringGroup,
+                                      RecurringMember, RecurringRun)
 from helpdesk.insights.pii import scrub
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,42 @@ def compute_recurring(session, since: dt.date | None = None, until: dt.date | No
     return out
 
 
+PREP_VERSION = "1"
+
+
+def _digest(subject: str | None, body: str | None) -> str:
+    import hashlib
+
+    return hashlib.sha1(f"{PREP_VERSION}\x00{subject or ''}\x00{body or ''}".encode("utf-8")).hexdigest()
+
+
+def prepared_texts(session, rows) -> tuple[list[str], list[str]]:
+    """Tokens and cleaned texts for ticket rows (id, subject, body), from the cache or prepared now."""
+    from sqlalchemy import insert
+
+    cache: dict[int, tuple[str, str, str]] = {}
+    ids = [r.id for r in rows]
+    for start in range(0, len(ids), 20000):
+        for tid, digest, tok, clean in session.execute(
+                select(PreparedText.ticket_id, PreparedText.digest, PreparedText.tokens, PreparedText.cleaned)
+                .where(PreparedText.ticket_id.in_(ids[start:start + 20000]))):
+            cache[tid] = (digest, tok, clean)
+    digests = [_digest(r.subject, r.body) for r in rows]
+    todo = [i for i, r in enumerate(rows) if cache.get(r.id, ("",))[0] != digests[i]]
+    if todo:
+        tok, clean = clustering.prepare_items([(rows[i].id, f"{rows[i].subject}\n{rows[i].body}") for i in todo])
+        stale = [rows[i].id for i in todo if rows[i].id in cache]
+        for start in range(0, len(stale), 20000):
+            session.execute(delete(PreparedText).where(PreparedText.ticket_id.in_(stale[start:start + 20000])))
+        values = [{"ticket_id": rows[i].id, "digest": digests[i], "tokens": t, "cleaned": c, "prepared_at": utcnow()}
+                  for i, t, c in zip(todo, tok, clean)]
+        for start in range(0, len(values), 5000):
+            session.execute(insert(PreparedText), values[start:start + 5000])
+        for i, t, c in zip(todo, tok, clean):
+            cache[rows[i].id] = (digests[i], t, c)
+    return [cache[r.id][1] for r in rows], [cache[r.id][2] for r in rows]
+
+
 def _trend(weekly: list[int]) -> str:
     recent = sum(weekly[-TREND_WEEKS:])
     before = sum(weekly[-2 * TREND_WEEKS:-TREND_WEEKS])
@@ -128,10 +164,9 @@ def refresh_groups(session, actor: Actor | None = None) -> dict:
     run = RecurringRun(started_at=utcnow(), tickets=len(rows))
     session.add(run)
     session.flush()
-    items = [(r.id, f"{r.subject}\n{r.body}") for r in rows]
-    keys = [k for k, _ in items]
-    tokens, cleaned = clustering.prepare_items(items)
-    groups, model = clustering.cluster_prepared(keys, tokens, cleaned, order=list(range(len(items)))[::-1])
+    keys = [r.id for r in rows]
+    tokens, cleaned = prepared_texts(session, rows)
+    groups, model = clustering.cluster_prepared(keys, tokens, cleaned, order=list(range(len(rows)))[::-1])
     by_id = {r.id: r for r in rows}
     reference = _reference_time(session)
 
@@ -225,7 +260,7 @@ def assign_ticket(session, ticket_id: int) -> int | None:
     if run is None:
         return None
     model = state["model"]
-    tokens, cleaned = clustering.prepare_items([(ticket.id, f"{ticket.subject}\n{ticket.body}")])
+    tokens, cleaned = prepared_texts(session, [ticket])
     vectors, energy = model.project(model.transform(tokens, cleaned))
     if energy[0] < model.min_energy:
         return None

@@ -337,6 +337,44 @@ def evidence(problem_id: int, fmt: str):
     abort(404)
 
 
+@bp.get("/insights/problems/<int:problem_id>/export/<name>.csv")
+@insights_required
+def problem_export(problem_id: int, name: str):
+    problem = _load(problem_id)
+    if name == "weeks":
+        pack = service.evidence(db.session, problem.id)
+        return _csv(f"{problem.ref}-weeks.csv", ["week", "total", "municipality", "clinic", "wholesaler"],
+                    ([w["week"], w["total"], w["by_role"].get("municipality", 0), w["by_role"].get("clinic", 0),
+                      w["by_role"].get("wholesaler", 0)] for w in pack["by_week"]))
+    if name == "impact":
+        result = service.impact(db.session, problem.id) or {"before": [], "after": []}
+        rows = [[w["week"], w["count"], "before"] for w in result["before"]]
+        if result.get("fix_week"):
+            rows.append([result["fix_week"], result["fix_week_count"], "release"])
+        rows += [[w["week"], w["count"], "after"] for w in result["after"]]
+        return _csv(f"{problem.ref}-impact.csv", ["week", "tickets", "phase"], rows)
+    if name == "tickets":
+        return _csv(f"{problem.ref}-tickets.csv", ["ref", "subject", "role", "created_at", "link_source"],
+                    ([t.ref, t.subject, t.role or "", t.created_at.astimezone(TOKYO).isoformat(), source]
+                     for t, source in service.linked_tickets(db.session, problem.id)))
+    abort(404)
+
+
+@bp.app_context_processor
+def _known_problems():
+    """Let any page (the ticket page) include insights/_ticket_problems.html with just `ticket` in scope."""
+
+    def known_problems_for(ticket_id):
+        if not current_user.is_authenticated or not (current_user.has_role(*STAFF) or current_user.has_role(*INSIGHTS)):
+            return []
+        return service.problems_for_ticket(db.session, ticket_id)
+
+    def open_problems():
+        return [p for p, _n in service.list_problems(db.session) if p.status in ("candidate", "accepted", "sent", "fixed")]
+
+    return {"known_problems_for": known_problems_for, "insights_open_problems": open_problems}
+
+
 @bp.post("/insights/problems/<int:problem_id>/link")
 @link_required
 def link(problem_id: int):

@@ -120,3 +120,32 @@ def test_agent_links_and_unlinks_a_ticket(client, login, agent, po, make_ticket,
     client.post(f"/insights/problems/{problem.id}/unlink/{ticket.id}")
     assert service.problems_for_ticket(db.session, ticket.id) == []
     assert client.get("/insights").status_code == 403  # agents do not see the reports
+
+
+def test_ticket_page_partial_shows_known_problem_and_workaround(app, db, agent, po, make_ticket):
+    from flask import render_template_string
+    from flask_login import login_user
+
+    from helpdesk.audit import Actor
+
+    ticket = make_ticket(subject="在庫一覧でエラー", body="E500")
+    problem = service.create_problem(db.session, Actor.for_user(po), title="在庫一覧のE500", ticket_ids=[ticket.id])
+    service.update_problem(db.session, problem.id, Actor.for_user(po), title=problem.title, description="",
+                           workaround="在庫画面は「在庫照会」メニューから開いてください。")
+    with app.test_request_context(f"/tickets/{ticket.ref}"):
+        login_user(agent)
+        html = render_template_string("{% include 'insights/_ticket_problems.html' %}", ticket=ticket)
+    assert problem.ref in html and "在庫照会" in html and 'id="problem-choice"' in html
+    assert "insights.js" in html and "onclick" not in html
+
+
+def test_problem_csv_exports(client, login, po, make_ticket, db):
+    from helpdesk.audit import Actor
+
+    ticket = make_ticket(subject="=SUM(A1)", body="x")
+    problem = service.create_problem(db.session, Actor.for_user(po), title="p", ticket_ids=[ticket.id])
+    login(po)
+    for name in ("weeks", "impact", "tickets"):
+        response = client.get(f"/insights/problems/{problem.id}/export/{name}.csv")
+        assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert "'=SUM(A1)" in client.get(f"/insights/problems/{problem.id}/export/tickets.csv").get_data(as_text=True)

@@ -106,8 +106,36 @@ def _worker(kind: str, port: int, token: str, duration: float, queries: list[str
     out.put((latencies, errors))
 
 
-def _load(kind: str, port: int, token: str, duration: float, clients: int, queries=()) -> dict:
+def _cpu_seconds(pids) -> float:
+    """utime + stime of the given processes (Linux /proc)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def _server_pids(master: int) -> tuple[list[int], list[int]]:
+    """gunicorn workers + the PostgreSQL backends serving the benchmark database."""
+    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(os.environ["DATABASE_URL"])
+    with engine.connect() as conn:
+        backends = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND pid <> pg_backend_pid()")).scalars().all()
+    engine.dispose()
+    return [int(p) for p in out], [int(p) for p in backends]
+
+
+def _load(kind: str, port: int, token: str, duration: float, clients: int, queries=(), master: int | None = None) -> dict:
     out: mp.Queue = mp.Queue()
+    app_pids, db_pids = _server_pids(master) if master else ([], [])
+    cpu_app, cpu_db = _cpu_seconds(app_pids), _cpu_seconds(db_pids)
     procs = [mp.Process(target=_worker, args=(kind, port, token, duration, list(queries), out, i))
              for i in range(clients)]
     started = time.perf_counter()
@@ -117,12 +145,14 @@ def _load(kind: str, port: int, token: str, duration: float, clients: int, queri
     for p in procs:
         p.join()
     elapsed = time.perf_counter() - started
+    cpu_app, cpu_db = _cpu_seconds(app_pids) - cpu_app, _cpu_seconds(db_pids) - cpu_db
     lat = sorted(x for r in results for x in r[0])
     errors = sum(r[1] for r in results)
     pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000  # noqa: E731
     return {"requests": len(lat), "errors": errors, "rps": len(lat) / duration, "elapsed": elapsed,
             "p50_ms": pick(0.50), "p95_ms": pick(0.95), "p99_ms": pick(0.99),
-            "mean_ms": statistics.fmean(lat) * 1000 if lat else 0}
+            "mean_ms": statistics.fmean(lat) * 1000 if lat else 0,
+            "app_cpu_ms": cpu_app * 1000 / max(len(lat), 1), "db_cpu_ms": cpu_db * 1000 / max(len(lat), 1)}
 
 
 GET_QUERIES = [
@@ -161,14 +191,19 @@ def run(port: int, workers: int, threads: int, duration: float, post_clients: in
         print(f"gunicorn: {workers} workers x {threads} threads (gthread), PostgreSQL, {os.cpu_count()} CPUs")
         _load("get", port, tokens["staff"], 3, 2, GET_QUERIES)  # warm-up
         _load("post", port, tokens["requester"], 2, 2)
-        post = _load("post", port, tokens["requester"], duration, post_clients)
+        load = os.getloadavg()[0]
+        post = _load("post", port, tokens["requester"], duration, post_clients, master=server.pid)
         print(f"POST /api/v1/tickets: {post['rps']:.0f} req/s over {duration:.0f} s ({post['requests']} requests, "
               f"{post['errors']} errors, {post_clients} clients), p50 {post['p50_ms']:.1f} ms, "
               f"p95 {post['p95_ms']:.1f} ms  [target >= 300 req/s]")
-        get = _load("get", port, tokens["staff"], duration, get_clients, GET_QUERIES)
+        cost = post["app_cpu_ms"] + post["db_cpu_ms"]
+        print(f"  CPU per POST: {post['app_cpu_ms']:.1f} ms gunicorn + {post['db_cpu_ms']:.1f} ms PostgreSQL "
+              f"-> at most {2000 / cost:.0f} req/s on 2 dedicated cores (load average before the run: {load:.1f})")
+        get = _load("get", port, tokens["staff"], duration, get_clients, GET_QUERIES, master=server.pid)
         print(f"GET /api/v1/tickets?…: p50 {get['p50_ms']:.1f} ms, p95 {get['p95_ms']:.1f} ms, "
               f"p99 {get['p99_ms']:.1f} ms, {get['rps']:.0f} req/s ({get['requests']} requests, {get['errors']} errors, "
               f"{get_clients} clients, {len(GET_QUERIES)} query shapes)  [target p95 < 100 ms]")
+        print(f"  CPU per GET: {get['app_cpu_ms']:.1f} ms gunicorn + {get['db_cpu_ms']:.1f} ms PostgreSQL")
         per_query = {}
         for q in GET_QUERIES:
             r = _load("get", port, tokens["staff"], 1.5, 1, [q])

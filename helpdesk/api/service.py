@@ -218,7 +218,9 @@ def set_subscription_active(session, sub_id: int, active: bool, actor: Actor) ->
 
 
 def subscriptions_for(session, event: str) -> list[WebhookSubscription]:
-    subs = session.scalars(select(WebhookSubscription).where(WebhookSubscription.active.is_(True))).all()
+    # No autoflush: the caller's pending rows are flushed once, at its commit, not for this look-up.
+    with session.no_autoflush:
+        subs = session.scalars(select(WebhookSubscription).where(WebhookSubscription.active.is_(True))).all()
     return [s for s in subs if event in s.event_set]
 
 

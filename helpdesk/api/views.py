@@ -52,9 +52,9 @@ def _summary_fields(t: Ticket) -> dict:
                 updated_at=to_tokyo(t.updated_at), version=t.version, url=_ticket_url(t))
 
 
-def ticket_out(t: Ticket) -> S.Ticket:
-    articles = db.session.scalars(select(TicketArticle.slug).where(TicketArticle.ticket_id == t.id)
-                                  .order_by(TicketArticle.slug)).all()
+def ticket_out(t: Ticket, *, new: bool = False) -> S.Ticket:
+    articles = [] if new else db.session.scalars(select(TicketArticle.slug).where(TicketArticle.ticket_id == t.id)
+                                                 .order_by(TicketArticle.slug)).all()
     return S.Ticket(**_summary_fields(t), body=t.body or "", tags=t.tag_names, context=t.context,
                     first_response_due_at=to_tokyo(t.first_response_due_at),
                     first_response_at=to_tokyo(t.first_response_at), resolved_at=to_tokyo(t.resolved_at),
@@ -184,7 +184,7 @@ def create_ticket(payload: S.TicketCreate):
     audit.record(db.session, act, "api.ticket_create", "ticket", ticket.ref,
                  {"channel": payload.channel, "requester_id": requester_id, "organisation_id": organisation_id})
     location = url_for("api.get_ticket", ref=ticket.ref)
-    return Reply(201, ticket_out(ticket), {"Location": location, **_etag(ticket)})
+    return Reply(201, ticket_out(ticket, new=True), {"Location": location, **_etag(ticket)})
 
 
 @operation("GET", "/tickets/<ref>", summary="Get one ticket", tag=TICKETS,

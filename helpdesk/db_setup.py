@@ -9,7 +9,7 @@ from helpdesk._optional import import_optional
 
 #: Modules that may define POSTGRES_DDL (a list of idempotent SQL statements).
 DDL_MODULES = ("helpdesk.tickets.search", "helpdesk.tickets.contacts", "helpdesk.insights.models",
-               "helpdesk.sla.models")
+               "helpdesk.sla.models", "helpdesk.accounts.models")
 
 
 def postgres_ddl() -> list[str]:
@@ -29,7 +29,7 @@ def install_postgres_extras(engine) -> None:
 
 
 #: Modules that may define SQLITE_DDL (idempotent statements for the embedded database).
-SQLITE_DDL_MODULES = ("helpdesk.tickets.search",)
+SQLITE_DDL_MODULES = ("helpdesk.tickets.search", "helpdesk.accounts.models")
 
 
 def sqlite_ddl() -> list[str]:

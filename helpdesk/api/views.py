@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from flask import current_app, request, url_for
+from flask import current_app, g, request, url_for
 from sqlalchemy import func, select
 
 from helpdesk import audit
@@ -34,13 +34,20 @@ def _user_ref(user: User | None) -> S.UserRef | None:
     return S.UserRef(id=user.id, email=user.email, name=user.name) if user is not None else None
 
 
+_REF_PLACEHOLDER = "HD-000000"
+
+
 def _ticket_url(ticket: Ticket) -> str:
-    user = current_user_()
-    endpoint = "tickets.detail" if user.is_staff else "tickets.portal_detail"
-    try:
-        return url_for(endpoint, ref=ticket.ref, _external=True)
-    except Exception:  # the page's blueprint is not there (partial deployments, tests)
-        return request.host_url.rstrip("/") + f"/tickets/{ticket.ref}"
+    """The ticket's page for the token's user (built once per request, then filled in per ticket)."""
+    template = g.get("api_ticket_url")
+    if template is None:
+        endpoint = "tickets.detail" if current_user_().is_staff else "tickets.portal_detail"
+        try:
+            template = url_for(endpoint, ref=_REF_PLACEHOLDER, _external=True)
+        except Exception:  # the page's blueprint is not there (partial deployments, tests)
+            template = request.host_url.rstrip("/") + f"/tickets/{_REF_PLACEHOLDER}"
+        g.api_ticket_url = template
+    return template.replace(_REF_PLACEHOLDER, ticket.ref)
 
 
 def _summary_fields(t: Ticket) -> dict:

@@ -8,7 +8,7 @@ _hasher = PasswordHasher()
 # A fixed hash to verify against when the account does not exist, so timing does not reveal it.
 _DUMMY = _hasher.hash("dummy-password-for-timing")
 
-MIN_LENGTH = 10
+MIN_LENGTH = 12
 
 
 def hash_password(password: str) -> str:
@@ -31,8 +31,8 @@ def policy_errors(password: str, email: str = "") -> list[str]:
         errors.append("パスワードは128文字以内にしてください。")
     kinds = sum([any(c.islower() for c in password), any(c.isupper() for c in password),
                  any(c.isdigit() for c in password), any(not c.isalnum() for c in password)])
-    if kinds < 2:
-        errors.append("英字・数字・記号のうち2種類以上を組み合わせてください。")
+    if kinds < 3:
+        errors.append("英大文字・英小文字・数字・記号のうち3種類以上を使ってください。")
     if email and email.split("@")[0].lower() in password.lower() and len(email.split("@")[0]) >= 4:
         errors.append("ログインIDを含むパスワードは使えません。")
     return errors

@@ -241,7 +241,6 @@ def queue_event(session, event: str, data: dict, *, key: str, ticket_id: int | N
     `key` identifies the occurrence (e.g. the TicketEvent id) so a repeat queues nothing.
     Returns how many deliveries were queued.
     """
-    from helpdesk import jobs
     from helpdesk.notify.service import queue_webhook
 
     count = 0
@@ -253,9 +252,8 @@ def queue_event(session, event: str, data: dict, *, key: str, ticket_id: int | N
                             secret_ref=sub.secret_ref, object_ref=f"subscription:{sub.id}", ticket_id=ticket_id,
                             dedupe_key=f"wh:{sub.id}:{event}:{key}"[:200])
         if row is not None:
-            # Our own claim-based sender (see helpdesk.api.webhooks) also runs; the lease makes sure only
-            # one sender delivers the row, whichever picks it up first.
-            jobs.enqueue_after_commit(session, "helpdesk.api.jobs.deliver_webhook", row.id, queue="notify")
+            # queue_webhook enqueues helpdesk.notify.jobs.deliver after the commit, which hands webhook
+            # rows to helpdesk.api.webhooks.deliver (lease, SSRF re-check, signature, backoff).
             count += 1
     return count
 

@@ -167,11 +167,25 @@ def _read_json() -> tuple[Any, bytes]:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ApiError(400, "invalid-json", "本文が UTF-8 ではありません。")
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ApiError(400, "invalid-json", f"本文の JSON を読み取れません（{exc.msg}、{exc.lineno}行 {exc.colno}文字目）。")
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid-json", "本文の JSON を読み取れません（入れ子が深すぎるか、数値が大きすぎます）。")
     if not isinstance(data, dict):
         raise ApiError(400, "invalid-json", "本文は JSON オブジェクト（{...}）で送信してください。")
+    if _depth(data) > 20:
+        raise ApiError(400, "invalid-json", "本文の JSON の入れ子が深すぎます（20段まで）。")
     return data, raw
+
+
+def _depth(value, level: int = 1) -> int:
+    if level > 20:
+        return level
+    if isinstance(value, dict):
+        return max([_depth(v, level + 1) for v in value.values()] or [level])
+    if isinstance(value, list):
+        return max([_depth(v, level + 1) for v in value] or [level])
+    return level
 
 
 _MESSAGES = {
@@ -188,6 +202,8 @@ _MESSAGES = {
     "too_long": "{max_length}件以内にしてください。",
     "string_pattern_mismatch": "形式が正しくありません。",
     "greater_than_equal": "{ge}以上の数にしてください。",
+    "value_error": "{error}",
+    "string_unicode": "不正な文字（サロゲート）が含まれています。",
 }
 
 

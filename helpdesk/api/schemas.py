@@ -8,7 +8,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+import unicodedata
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from helpdesk.api.models import WEBHOOK_EVENTS
 
@@ -28,8 +30,32 @@ Email = Annotated[str, StringConstraints(min_length=3, max_length=254, pattern=r
 TagStr = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 
 
+def _check_text(value: str) -> str:
+    for ch in value:
+        if ch in "\n\t\r":
+            continue
+        category = unicodedata.category(ch)
+        if category == "Cc":
+            raise ValueError("制御文字（NUL など）は使えません。")
+        if category == "Cs":
+            raise ValueError("不正な文字（サロゲート）が含まれています。")
+    return value
+
+
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value):
+        """Text is stored in PostgreSQL (no NUL, valid UTF-8 only): refuse what it cannot hold."""
+        if isinstance(value, str):
+            return _check_text(value)
+        if isinstance(value, list):
+            for item in value:
+                if isinstance(item, str):
+                    _check_text(item)
+        return value
 
 
 class Response(BaseModel):

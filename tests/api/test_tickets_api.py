@@ -156,6 +156,10 @@ def test_bad_bodies_are_problems_and_write_nothing(db, app, agent, api_for):
     problem_of(api.post("/tickets", {}), 400)
     problem_of(api.post("/tickets", ["not", "an", "object"]), 400)
     problem_of(api.post("/tickets", raw="subject=x", content_type="application/x-www-form-urlencoded"), 415)
+    body = problem_of(api.post("/tickets", raw='{"subject": "NUL\\u0000入り", "tags": ["a\\ud800"]}'), 400)
+    assert "制御文字" in body["errors"]["subject"][0] and "サロゲート" in body["errors"]["tags.0"][0]
+    problem_of(api.post("/tickets", raw="[" * 5000 + "]" * 5000), 400)
+    problem_of(api.post("/tickets", raw='{"subject": "x", "tags": ' + "[" * 30 + "]" * 30 + "}"), 400)
     big = {"subject": "大きい", "body": "あ" * (app.config.get("API_MAX_BODY_BYTES", 65536))}
     problem_of(api.post("/tickets", big), 413)
     assert _count(db, Ticket) == tickets_before and _count(db, AuditLog) == audit_before

@@ -241,6 +241,7 @@ def queue_event(session, event: str, data: dict, *, key: str, ticket_id: int | N
     `key` identifies the occurrence (e.g. the TicketEvent id) so a repeat queues nothing.
     Returns how many deliveries were queued.
     """
+    from helpdesk import jobs
     from helpdesk.notify.service import queue_webhook
 
     count = 0
@@ -252,8 +253,10 @@ def queue_event(session, event: str, data: dict, *, key: str, ticket_id: int | N
                             secret_ref=sub.secret_ref, object_ref=f"subscription:{sub.id}", ticket_id=ticket_id,
                             dedupe_key=f"wh:{sub.id}:{event}:{key}"[:200])
         if row is not None:
-            # queue_webhook enqueues helpdesk.notify.jobs.deliver after the commit, which hands webhook
-            # rows to helpdesk.api.webhooks.deliver (lease, SSRF re-check, signature, backoff).
+            # queue_webhook also enqueues helpdesk.notify.jobs.deliver, which hands webhook rows to the same
+            # sender; our own job makes delivery independent of it. The sender claims the row with a lease,
+            # so whichever job comes first delivers and the other finds nothing to do.
+            jobs.enqueue_after_commit(session, "helpdesk.api.jobs.deliver_webhook", row.id, queue="notify")
             count += 1
     return count
 

@@ -6,8 +6,10 @@ Guarantees:
 - a worker killed mid-delivery loses nothing: the row stays `sending` with a lease that expires,
   and the sweeper hands it to another worker;
 - once a send is recorded (`sent`), the row is never sent again (sent rows are never claimed).
-  The remaining window — the process dies after the SMTP server accepted the mail but before the
-  commit — can repeat a mail once; it carries the same Message-ID, so clients show it once.
+  Sends are recorded in small groups (NOTIFY_RECORD_EVERY, default 10; a failure is recorded at
+  once): a process that dies after the SMTP server accepted mail but before that commit can repeat
+  those few mails once; they carry the same Message-ID, so mail clients show each once. Set
+  NOTIFY_RECORD_EVERY=1 to record every send on its own (slower: one commit per mail).
 """
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ import random
 import smtplib
 import socket
 import time
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from helpdesk._optional import import_optional
 from helpdesk.common import utcnow
@@ -58,6 +61,8 @@ def claim(session, outbox_id: int, now: dt.datetime, kind: str = "email") -> Out
                           .values(state="sending", lease_until=lease, attempts=Outbox.attempts + 1)
                           .returning(Outbox)
                           .execution_options(synchronize_session=False, populate_existing=True)).first()
+    if row is not None:
+        session.expunge(row)
     session.commit()
     return row
 
@@ -123,27 +128,6 @@ def open_smtp(config) -> smtplib.SMTP:
     return smtp
 
 
-def _finish(session, row: Outbox, now: dt.datetime, ok: bool, code: int | None, error: str | None,
-            started: float, permanent: bool = False) -> str:
-    duration = int((time.monotonic() - started) * 1000)
-    session.add(DeliveryAttempt(outbox_id=row.id, at=now, ok=ok, status_code=code, error=error,
-                                duration_ms=duration))
-    values: dict = {"lease_until": None}
-    if ok:
-        values.update(state="sent", sent_at=utcnow(), last_error=None)
-    else:
-        values["last_error"] = error
-        if permanent or row.attempts >= (row.max_attempts or 8):
-            values["state"] = "failed"
-        else:
-            values.update(state="pending", next_attempt_at=utcnow() + backoff(row.attempts))
-    # Only the claim holder may finish the row (its lease is still ours: state is 'sending').
-    session.execute(update(Outbox).where(Outbox.id == row.id, Outbox.state == "sending").values(**values)
-                    .execution_options(synchronize_session=False))
-    session.commit()
-    return values.get("state", "pending")
-
-
 def deliver_email(session, outbox_id: int, config, now: dt.datetime | None = None,
                   connection: smtplib.SMTP | None = None) -> str:
     """Deliver one email row if it is due; returns its state afterwards, or 'skipped'."""
@@ -152,13 +136,13 @@ def deliver_email(session, outbox_id: int, config, now: dt.datetime | None = Non
     if row is None:
         return "skipped"
     own = connection is None
-    state, connection = _send_one(session, row, config, now, connection)
+    result, connection = _send_one(row, config, connection)
     if own and connection is not None:
         try:
             connection.quit()
         except (smtplib.SMTPException, OSError):
             _close(connection)
-    return state
+    return record(session, [result])[row.id]
 
 
 def _code(exc: Exception) -> int | None:
@@ -185,30 +169,75 @@ def claim_batch(session, outbox_id: int, now: dt.datetime, limit: int) -> list[O
         .values(state="sending", lease_until=now + dt.timedelta(seconds=LEASE_SECONDS),
                 attempts=Outbox.attempts + 1)
         .returning(Outbox).execution_options(synchronize_session=False, populate_existing=True)).all()
+    for row in rows:
+        session.expunge(row)  # keep the loaded values: the commit would expire them (one reload per row)
     session.commit()
     return sorted(rows, key=lambda r: (r.id != outbox_id, r.next_attempt_at, r.id))
 
 
-def _send_one(session, row: Outbox, config, now: dt.datetime, connection) -> tuple[str, object]:
-    """Send a claimed row over `connection` (opened when None); returns (state, connection to reuse)."""
+@dataclass
+class Outcome:
+    row: Outbox
+    ok: bool
+    code: int | None
+    error: str | None
+    duration_ms: int
+    permanent: bool = False
+
+
+def _send_one(row: Outbox, config, connection) -> tuple[Outcome, object]:
+    """Send a claimed row over `connection` (opened when None); returns (outcome, connection to reuse)."""
     started = time.monotonic()
+
+    def outcome(ok, code=None, error=None, permanent=False):
+        return Outcome(row, ok, code, error, int((time.monotonic() - started) * 1000), permanent)
+
     try:
         msg = build_message(row, config)
     except (ValueError, TypeError) as exc:  # a malformed row never gets better
-        return _finish(session, row, now, False, None, f"{exc.__class__.__name__}: {exc}"[:1000], started,
-                       permanent=True), connection
+        return outcome(False, None, f"{exc.__class__.__name__}: {exc}"[:1000], True), connection
     try:
         if connection is None:
             connection = open_smtp(config)
         code = send_smtp(msg, row.recipient, config, connection)
     except PermanentFailure as exc:
         _reset(connection)
-        return _finish(session, row, now, False, _code(exc), str(exc)[:1000], started, permanent=True), connection
+        return outcome(False, _code(exc), str(exc)[:1000], True), connection
     except (smtplib.SMTPException, OSError, socket.timeout) as exc:
         _close(connection)
-        return _finish(session, row, now, False, _code(exc), f"{exc.__class__.__name__}: {exc}"[:1000],
-                       started), None
-    return _finish(session, row, now, True, code, None, started), connection
+        return outcome(False, _code(exc), f"{exc.__class__.__name__}: {exc}"[:1000]), None
+    return outcome(True, code), connection
+
+
+def record(session, outcomes: list[Outcome]) -> dict[int, str]:
+    """Record attempts and new states of several rows in one transaction; returns id → state."""
+    if not outcomes:
+        return {}
+    now = utcnow()
+    session.execute(insert(DeliveryAttempt), [
+        {"outbox_id": o.row.id, "at": now, "ok": o.ok, "status_code": o.code, "error": o.error,
+         "duration_ms": o.duration_ms} for o in outcomes])
+    states: dict[int, str] = {}
+    sent = [o.row.id for o in outcomes if o.ok]
+    if sent:
+        # Only the claim holder may finish a row (it is still 'sending' under our lease).
+        session.execute(update(Outbox).where(Outbox.id.in_(sent), Outbox.state == "sending")
+                        .values(state="sent", sent_at=now, last_error=None, lease_until=None)
+                        .execution_options(synchronize_session=False))
+        states.update({i: "sent" for i in sent})
+    for o in outcomes:
+        if o.ok:
+            continue
+        values: dict = {"lease_until": None, "last_error": o.error}
+        if o.permanent or o.row.attempts >= (o.row.max_attempts or 8):
+            values["state"] = "failed"
+        else:
+            values.update(state="pending", next_attempt_at=now + backoff(o.row.attempts))
+        session.execute(update(Outbox).where(Outbox.id == o.row.id, Outbox.state == "sending").values(**values)
+                        .execution_options(synchronize_session=False))
+        states[o.row.id] = values["state"]
+    session.commit()
+    return states
 
 
 def _reset(connection) -> None:
@@ -249,20 +278,29 @@ def deliver(outbox_id: int) -> str:
         state = webhooks.deliver(session, outbox_id, allowed_hosts=config.get("WEBHOOK_ALLOWED_HOSTS") or ())
         logger.info("outbox %s (webhook): %s", outbox_id, state)
         return state
-    own_state, connection = "skipped", None
+    every = max(int(config.get("NOTIFY_RECORD_EVERY", 10)), 1)
+    states: dict[int, str] = {}
+    pending: list[Outcome] = []
+    connection = None
     try:
         for row in rows:
-            state, connection = _send_one(session, row, config, now, connection)
-            if row.id == outbox_id:
-                own_state = state
-            logger.info("outbox %s (email): %s", row.id, state)
+            result, connection = _send_one(row, config, connection)
+            pending.append(result)
+            if len(pending) >= every or not result.ok:
+                states.update(record(session, pending))
+                pending = []
+        states.update(record(session, pending))
+        pending = []
     finally:
+        if pending:  # an unexpected error: record what was already sent before giving up
+            states.update(record(session, pending))
         if connection is not None:
             try:
                 connection.quit()
             except (smtplib.SMTPException, OSError):
                 _close(connection)
-    return own_state
+    logger.info("outbox job %s: %s", outbox_id, states)
+    return states.get(outbox_id, "skipped")
 
 
 def sweep() -> dict:

@@ -75,7 +75,8 @@ def main() -> None:
                 "(SELECT id FROM tickets WHERE status = 'closed' ORDER BY id DESC LIMIT :n)"),
                 {"n": args.open_count - n_open})
         session.execute(text(f"UPDATE tickets SET sla_state = NULL WHERE {open_sql}"))
-        session.execute(delete(SlaClock))
+        if not args.reuse:
+            session.execute(delete(SlaClock))
         session.execute(delete(Outbox))
         session.commit()
         n_open = session.scalar(text(f"SELECT count(*) FROM tickets WHERE {open_sql}"))

@@ -40,6 +40,12 @@ def main() -> None:
         users = db.session.scalar(select(func.count(User.id)))
         if users < 50_000:
             raise SystemExit(f"only {users} users: run bench/import_users.py first")
+        # The migration may predate the accounts indexes: make sure the model's and the raw-DDL ones exist.
+        from helpdesk.db_setup import install_postgres_extras
+
+        for index in User.__table__.indexes:
+            index.create(db.engine, checkfirst=True)
+        install_postgres_extras(db.engine)
         # ~60% activated (every org whose id is not divisible by 5 has a logged-in user), some locked.
         db.session.execute(text("UPDATE users SET state='activated', last_login_at=now() - interval '1 day', "
                                 "activated_at=now() - interval '2 days' WHERE id % 5 < 3 AND organisation_id % 5 <> 0 "

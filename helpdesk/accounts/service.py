@@ -344,7 +344,8 @@ def _with_contacts(session, rows) -> list[dict]:
                 select(User.organisation_id, func.count(User.id), func.min(User.created_at), func.min(User.id))
                 .where(User.organisation_id.in_(part), User.state != "disabled").group_by(User.organisation_id)):
             facts[org_id] = (n, since, contact_id)
-        ids = [f[2] for org_id, f in facts.items() if org_id in set(part)]
+        wanted = set(part)
+        ids = [f[2] for org_id, f in facts.items() if org_id in wanted]
         for row in session.execute(select(User.id, User.name, User.email, User.phone).where(User.id.in_(ids))):
             contacts[row.id] = row
     out = []

@@ -39,10 +39,10 @@ def parse_ref(ref: str) -> int | None:
     if not ref.startswith("HD-"):
         return None
     digits = ref[3:]
-    if not digits.isdigit() or len(digits) > 12:
+    if not digits.isdigit() or len(digits) > 10:
         return None
     value = int(digits)
-    return value if 0 < value < 2**62 else None
+    return value if 0 < value < 2**31 else None  # ids are 32-bit integers
 
 
 class Category(db.Model):

@@ -106,6 +106,8 @@ def enqueue_deliveries(ids: list[int]) -> bool:
 
 @event.listens_for(Session, "after_commit")
 def _enqueue_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released (after_commit fires for it too): wait for the real commit
+        return
     ids = session.info.pop(_AFTER_COMMIT_KEY, None)
     if ids and has_app_context():
         enqueue_deliveries(ids)

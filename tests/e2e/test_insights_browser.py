@@ -3,8 +3,7 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import (browser, browser_login, in_live_app, live_app, live_server, page,  # noqa: F401
-                                run_axe)
+from tests.e2e.conftest import run_axe
 
 pytestmark = pytest.mark.e2e
 

@@ -38,7 +38,8 @@ def test_agent_logs_a_call_end_to_end(page, live_server, browser_login, in_live_
     assert re.match(r"\d{1,2}:\d{2}:\d{2}", page.inner_text("#call-start-time").strip())
     _choose_caller(page, "千代田内科")
     assert "田中 直子" in page.inner_text("#caller-selected-text")
-    assert page.evaluate("document.activeElement.id") == "subject"  # focus moves on to the next field
+    # focus moves on to the next field (the script does it after the choice is rendered)
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'subject'")
     page.keyboard.type("ログインできないとの電話")
     page.fill("#description", "初期パスワードを入力してもログインできないとのこと。")
     page.select_option("#category", "login")

@@ -266,18 +266,27 @@ def deliver(outbox_id: int) -> str:
     config = current_app.config
     now = utcnow()
     rows = claim_batch(session, outbox_id, now, int(config.get("NOTIFY_BATCH", 20)))
-    if not rows:
-        kind = session.scalar(select(Outbox.kind).where(Outbox.id == outbox_id))
-        session.rollback()
-        if kind != "webhook":
-            return "skipped" if kind else "missing"
-        webhooks = import_optional("helpdesk.api.webhooks")
-        if webhooks is None:
-            logger.warning("outbox %s: no webhook sender installed", outbox_id)
-            return "skipped"
-        state = webhooks.deliver(session, outbox_id, allowed_hosts=config.get("WEBHOOK_ALLOWED_HOSTS") or ())
-        logger.info("outbox %s (webhook): %s", outbox_id, state)
-        return state
+    states = _send_rows(session, rows, config) if rows else {}
+    if outbox_id in states:
+        logger.info("outbox job %s: %s", outbox_id, states)
+        return states[outbox_id]
+    # Our row was not among the claimed mail: a webhook row (the mail drained above was a bonus),
+    # or a row that is not due / already done.
+    kind = session.scalar(select(Outbox.kind).where(Outbox.id == outbox_id))
+    session.rollback()
+    if kind != "webhook":
+        return "skipped" if kind else "missing"
+    webhooks = import_optional("helpdesk.api.webhooks")
+    if webhooks is None:
+        logger.warning("outbox %s: no webhook sender installed", outbox_id)
+        return "skipped"
+    state = webhooks.deliver(session, outbox_id, allowed_hosts=config.get("WEBHOOK_ALLOWED_HOSTS") or ())
+    logger.info("outbox %s (webhook): %s", outbox_id, state)
+    return state
+
+
+def _send_rows(session, rows: list[Outbox], config) -> dict[int, str]:
+    """Send claimed mail rows over one SMTP connection, recording results in small groups."""
     every = max(int(config.get("NOTIFY_RECORD_EVERY", 10)), 1)
     states: dict[int, str] = {}
     pending: list[Outcome] = []
@@ -299,8 +308,7 @@ def deliver(outbox_id: int) -> str:
                 connection.quit()
             except (smtplib.SMTPException, OSError):
                 _close(connection)
-    logger.info("outbox job %s: %s", outbox_id, states)
-    return states.get(outbox_id, "skipped")
+    return states
 
 
 def sweep() -> dict:

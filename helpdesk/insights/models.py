@@ -140,10 +140,13 @@ class TrendRollup(db.Model):
         UniqueConstraint("day", "dimension", "value", name="uq_trend_rollups_key"),
         CheckConstraint(f"dimension IN {ROLLUP_DIMENSIONS!r}", name="dimension"),
         Index("ix_trend_rollups_dim_day", "dimension", "day"),
+        Index("ix_trend_rollups_dim_week", "dimension", "week", "value"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     day: Mapped[dt.date] = mapped_column(Date)
+    #: Monday of the day's week (weekly reports group on it in SQL).
+    week: Mapped[dt.date] = mapped_column(Date)
     dimension: Mapped[str] = mapped_column(String(12))
     value: Mapped[str] = mapped_column(String(64), default="")
     #: Tickets created that day.

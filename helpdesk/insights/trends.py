@@ -79,7 +79,8 @@ def refresh_rollups(session) -> dict:
             resolved_day, value)
         for day, val, n in session.execute(q2):
             cells[(_as_date(day), str(val)[:64])]["resolved"] = n
-        rows.extend({"day": day, "dimension": dimension, "value": val, **cell} for (day, val), cell in cells.items())
+        rows.extend({"day": day, "week": day - dt.timedelta(days=day.weekday()), "dimension": dimension,
+                     "value": val, **cell} for (day, val), cell in cells.items())
     session.execute(delete(TrendRollup))
     for start in range(0, len(rows), 5000):
         session.execute(insert(TrendRollup), rows[start:start + 5000])
@@ -126,16 +127,23 @@ def default_window(period: str, today: dt.date | None = None) -> tuple[dt.date, 
 
 
 def volume(session, dimension: str, period: str = "week", since: dt.date | None = None,
-           until: dt.date | None = None, measure: str = "created") -> dict:
-    """{"periods": [...], "series": {value: [count per period]}, "totals": {value: n}} from the rollup."""
+           until: dt.date | None = None, measure: str = "created", limit: int | None = None) -> dict:
+    """{"periods": [...], "series": {value: [count per period]}, "totals": {value: n}} from the rollup.
+
+    `limit` keeps the values with the largest totals (chosen in SQL, for the many organisations).
+    """
     if dimension not in ("all",) + DIMENSIONS or period not in PERIODS:
         raise ValueError("unknown dimension or period")
     since, until = since or default_window(period)[0], until or default_window(period)[1]
     column = getattr(TrendRollup, measure)
-    data = session.execute(select(TrendRollup.day, TrendRollup.value, func.sum(column))
-                           .where(TrendRollup.dimension == dimension, TrendRollup.day >= since,
-                                  TrendRollup.day <= until)
-                           .group_by(TrendRollup.day, TrendRollup.value)).all()
+    bucket = TrendRollup.week if period == "week" else TrendRollup.day
+    where = [TrendRollup.dimension == dimension, TrendRollup.day >= since, TrendRollup.day <= until]
+    query = select(bucket, TrendRollup.value, func.sum(column)).where(*where)
+    if limit:
+        top = (select(TrendRollup.value).where(*where).group_by(TrendRollup.value)
+               .order_by(func.sum(column).desc(), TrendRollup.value).limit(limit))
+        query = query.where(TrendRollup.value.in_(top.scalar_subquery()))
+    data = session.execute(query.group_by(bucket, TrendRollup.value)).all()
     periods = _periods(since, until, period)
     index = {p: i for i, p in enumerate(periods)}
     series: dict[str, list[int]] = defaultdict(lambda: [0] * len(periods))

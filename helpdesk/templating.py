@@ -25,7 +25,11 @@ NAV = [
     ("manuals.index", _l("マニュアル"), ()),
     ("insights.index", _l("分析"), ("product_owner", "supervisor", "admin")),
     ("reports.monthly", _l("月次報告"), ("product_owner", "supervisor", "admin")),
+    ("accounts.users", _l("利用者検索"), ("agent", "specialist", "supervisor", "admin")),
+    ("manuals.analytics", _l("マニュアル分析"), ("product_owner", "supervisor", "admin")),
     ("accounts.activation", _l("利用開始状況"), ("supervisor", "admin")),
+    ("sla.policies", _l("SLA設定"), ("supervisor", "admin")),
+    ("notify.failed", _l("送信失敗"), ("supervisor", "admin")),
     ("accounts.admin_home", _l("管理"), ("admin",)),
 ]
 

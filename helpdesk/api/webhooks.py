@@ -233,7 +233,8 @@ def due_webhooks(session, now: dt.datetime | None = None, limit: int = 500) -> l
 
     now = now or utcnow()
     return list(session.scalars(
-        select(Outbox.id).where(Outbox.kind == "webhook", Outbox.next_attempt_at <= now,
+        select(Outbox.id).where(Outbox.kind == "webhook", Outbox.purpose != "tracker",  # tracker rows: insights sender
+                                Outbox.next_attempt_at <= now,
                                 or_(Outbox.state == "pending",
                                     (Outbox.state == "sending") & (Outbox.lease_until < now)))
         .order_by(Outbox.next_attempt_at).limit(limit)))

@@ -4,13 +4,13 @@ FTS5 trigram table + triggers and append-only audit triggers (SQLite).
 PostgreSQL needs a UTF-8 LC_CTYPE (e.g. C.UTF-8) for pg_trgm to index Japanese text.
 
 Revision ID: a1extras0001
-Revises: e955cdb4425a
+Revises: d82e0df92317
 Create Date: 2026-11-23
 """
 from alembic import op
 
 revision = "a1extras0001"
-down_revision = "e955cdb4425a"
+down_revision = "d82e0df92317"
 branch_labels = None
 depends_on = None
 
@@ -21,7 +21,9 @@ POSTGRES = [
     "CREATE INDEX IF NOT EXISTS ix_users_email_trgm ON users USING gin (email gin_trgm_ops)",
     "CREATE INDEX IF NOT EXISTS ix_users_phone_trgm ON users USING gin ((replace(phone, '-', '')) gin_trgm_ops)",
     "CREATE INDEX IF NOT EXISTS ix_organisations_name_trgm ON organisations USING gin ((replace(lower(name), ' ', '')) gin_trgm_ops)",
-    "CREATE INDEX IF NOT EXISTS ix_organisations_code_trgm ON organisations USING gin ((lower(code)) gin_trgm_ops)"
+    "CREATE INDEX IF NOT EXISTS ix_organisations_code_trgm ON organisations USING gin ((lower(code)) gin_trgm_ops)",
+    "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$\n       BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$",
+    "CREATE OR REPLACE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log\n       FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"
 ]
 
 SQLITE = [

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: e955cdb4425a
+Revision ID: d82e0df92317
 Revises: 
-Create Date: 2026-11-23 09:44:12.227776
+Create Date: 2026-11-23 10:15:03.021102
 
 """
 from alembic import op
@@ -11,7 +11,7 @@ import helpdesk.common
 
 
 # revision identifiers, used by Alembic.
-revision = 'e955cdb4425a'
+revision = 'd82e0df92317'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -126,6 +126,7 @@ def upgrade():
     op.create_table('trend_rollups',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('week', sa.Date(), nullable=False),
     sa.Column('dimension', sa.String(length=12), nullable=False),
     sa.Column('value', sa.String(length=64), nullable=False),
     sa.Column('created', sa.Integer(), nullable=False),
@@ -138,6 +139,7 @@ def upgrade():
     )
     with op.batch_alter_table('trend_rollups', schema=None) as batch_op:
         batch_op.create_index('ix_trend_rollups_dim_day', ['dimension', 'day'], unique=False)
+        batch_op.create_index('ix_trend_rollups_dim_week', ['dimension', 'week', 'value'], unique=False)
 
     op.create_table('macros',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -811,6 +813,7 @@ def downgrade():
 
     op.drop_table('macros')
     with op.batch_alter_table('trend_rollups', schema=None) as batch_op:
+        batch_op.drop_index('ix_trend_rollups_dim_week')
         batch_op.drop_index('ix_trend_rollups_dim_day')
 
     op.drop_table('trend_rollups')

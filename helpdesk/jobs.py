@@ -80,13 +80,44 @@ def enqueue_after_commit(session: Session, func: Callable | str, *args: Any, que
     session.info.setdefault(_PENDING_KEY, []).append((func, args, queue))
 
 
+def enqueue_batch(items: list[tuple[Callable | str, tuple, str]]) -> bool:
+    """Enqueue several (func, args, queue) at once: one Redis round trip for all of them (RQ).
+
+    In-process (no Redis) they run one after the other, as `enqueue` would. A failed enqueue is
+    logged and left to the sweepers, never raised.
+    """
+    if not items:
+        return True
+    app = current_app._get_current_object()
+    if not (app.config.get("RQ_ASYNC") and app.config.get("REDIS_URL")):
+        for func, args, queue in items:
+            enqueue(func, *args, queue=queue)
+        return True
+    from rq import Queue
+
+    try:
+        connection = redis_connection()
+        by_queue: dict[str, list] = {}
+        for func, args, queue in items:
+            by_queue.setdefault(queue, []).append(Queue.prepare_data(_path(func), args=args, timeout=300))
+        with connection.pipeline() as pipe:
+            for name, datas in by_queue.items():
+                Queue(name, connection=connection).enqueue_many(datas, pipeline=pipe)
+            pipe.execute()
+        return True
+    except Exception as exc:  # redis down: the sweepers re-enqueue from the database
+        logger.warning("enqueue of %d jobs failed (%s); left for the sweepers", len(items), exc)
+        return False
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a released SAVEPOINT: wait for the real commit
+        return
     pending = session.info.pop(_PENDING_KEY, None)
     if not pending or not has_app_context():
         return
-    for func, args, queue in pending:
-        enqueue(func, *args, queue=queue)
+    enqueue_batch(pending)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -7,6 +7,9 @@ from blinker import Namespace
 
 _signals = Namespace()
 
+#: sender = the session; kwargs: ticket, actor — before the INSERT (no id yet): receivers may set the
+#: ticket's own columns (e.g. SLA due dates) so they are written by that INSERT, not by an UPDATE.
+ticket_creating = _signals.signal("ticket-creating")
 #: sender = the session; kwargs: ticket, actor, event (TicketEvent or None)
 ticket_created = _signals.signal("ticket-created")
 #: sender = the session; kwargs: ticket, actor, event (TicketEvent) — one per recorded change

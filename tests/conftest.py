@@ -34,6 +34,9 @@ def base_config(**overrides) -> dict:
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": 9,  # nothing listens: mail only goes out in tests that start an SMTP peer
         "SESSION_COOKIE_SECURE": False,
+        # Each test's rows are rolled back underneath the session: a cache would outlive them.
+        # tests/test_lookup_cache.py turns it on where it is the subject.
+        "LOOKUP_CACHE_SECONDS": 0,
     }
     config.update(overrides)
     return config

@@ -68,6 +68,8 @@ def _problem_after_flush(session, flush_context) -> None:
 
 
 def _problem_before_commit(session) -> None:
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # changes made since the last flush are noted by _problem_after_flush first
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return

@@ -20,6 +20,7 @@ from helpdesk.api.models import SCOPES, WEBHOOK_EVENTS, ApiToken, IdempotencyRec
 from helpdesk.api.webhooks import UnsafeURL, check_url
 from helpdesk.audit import Actor
 from helpdesk.common import TOKYO, utcnow
+from helpdesk.lookup_cache import LookupCache
 from helpdesk.text import clean_input
 
 TOKEN_PREFIX = "hd_"
@@ -217,11 +218,30 @@ def set_subscription_active(session, sub_id: int, active: bool, actor: Actor) ->
     return sub
 
 
-def subscriptions_for(session, event: str) -> list[WebhookSubscription]:
+@dataclass(frozen=True)
+class ActiveSubscription:
+    """What queueing an event needs of a subscription (plain values: kept in the lookup cache)."""
+    id: int
+    url: str
+    secret_ref: str | None
+    events: frozenset[str]
+
+
+_SUBSCRIPTIONS = LookupCache("webhook-subscriptions", lambda: (WebhookSubscription,))
+
+
+def _active_subscriptions(session) -> tuple[ActiveSubscription, ...]:
     # No autoflush: the caller's pending rows are flushed once, at its commit, not for this look-up.
     with session.no_autoflush:
-        subs = session.scalars(select(WebhookSubscription).where(WebhookSubscription.active.is_(True))).all()
-    return [s for s in subs if event in s.event_set]
+        subs = session.scalars(select(WebhookSubscription).where(WebhookSubscription.active.is_(True))
+                               .order_by(WebhookSubscription.id)).all()
+    return tuple(ActiveSubscription(s.id, s.url, s.secret_ref, frozenset(s.event_set)) for s in subs)
+
+
+def subscriptions_for(session, event: str) -> list[ActiveSubscription]:
+    """Active subscriptions to `event` (per-process lookup cache: a new one applies within seconds)."""
+    return [s for s in _SUBSCRIPTIONS.get(session, "active", lambda: _active_subscriptions(session))
+            if event in s.events]
 
 
 def deliveries(session, sub: WebhookSubscription, limit: int = 50):

@@ -1,7 +1,7 @@
 """The outbox: mail and webhooks are rows written in the caller's transaction; jobs deliver them.
 
 Queueing (`queue_email`, `queue_webhook`) never sends anything: the delivery job runs after the
-commit (one Redis round trip per commit, see `enqueue_deliveries`), and `requeue_due()` (run by `helpdesk notify sweep` from cron
+commit (with the transaction's other jobs, one Redis round trip, `jobs.enqueue_batch`), and `requeue_due()` (run by `helpdesk notify sweep` from cron
 and at worker start) picks up rows whose job was lost (Redis down, worker killed).
 """
 from __future__ import annotations
@@ -14,9 +14,7 @@ import secrets
 
 from flask import current_app, has_app_context, render_template
 from flask_babel import force_locale
-from sqlalchemy import and_, event, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, or_, select, update
 
 from helpdesk import audit, jobs
 from helpdesk.audit import Actor
@@ -46,27 +44,36 @@ SLA_DIGEST_LIMIT = 50
 # --- queueing ------------------------------------------------------------------------------
 
 def _queue(session, row: Outbox) -> Outbox | None:
+    """Insert `row` unless a row with its dedupe key exists; None when it was already queued.
+
+    One statement (INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, on PostgreSQL and
+    SQLite alike): a concurrent transaction queueing the same key waits on the unique index and then
+    inserts nothing, and the caller's own change is never rolled back. The returned object is not
+    attached to the session (it carries the values and the new id).
+    """
+    values = {c.key: getattr(row, c.key) for c in _OUTBOX_COLUMNS if getattr(row, c.key) is not None}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(Outbox).values(**values)
     if row.dedupe_key:
-        existing = session.scalar(select(Outbox.id).where(Outbox.dedupe_key == row.dedupe_key))
-        if existing is not None:
-            return None
-    # A concurrent transaction may queue the same key: the unique index decides, in a savepoint
-    # so the caller's own change survives.
-    savepoint = session.begin_nested()
-    try:
-        session.add(row)
-        session.flush()
-        savepoint.commit()
-    except IntegrityError:
-        savepoint.rollback()
+        stmt = stmt.on_conflict_do_nothing(index_elements=[Outbox.dedupe_key])
+    new_id = session.execute(stmt.returning(Outbox.id)).scalar()
+    if new_id is None:
         return None
-    session.info.setdefault(_AFTER_COMMIT_KEY, []).append(row.id)
+    row.id = new_id
+    # Delivered by a job once committed; it goes out with the transaction's other jobs (one round trip).
+    jobs.enqueue_after_commit(session, DELIVER_JOB, new_id, queue="notify")
     return row
+
+
+_OUTBOX_COLUMNS = [c for c in Outbox.__mapper__.column_attrs if c.key != "id"]
 
 
 # --- enqueueing after the commit -------------------------------------------------------------
 
-_AFTER_COMMIT_KEY = "helpdesk_notify_outbox_ids"
 DELIVER_JOB = "helpdesk.notify.jobs.deliver"
 _redis_clients: dict[str, object] = {}
 
@@ -102,21 +109,6 @@ def enqueue_deliveries(ids: list[int]) -> bool:
     for outbox_id in ids:
         jobs.enqueue(DELIVER_JOB, outbox_id, queue="notify")
     return True
-
-
-@event.listens_for(Session, "after_commit")
-def _enqueue_after_commit(session: Session) -> None:
-    if session.in_nested_transaction():  # a savepoint released (after_commit fires for it too): wait for the real commit
-        return
-    ids = session.info.pop(_AFTER_COMMIT_KEY, None)
-    if ids and has_app_context():
-        enqueue_deliveries(ids)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_after_rollback(session: Session, previous_transaction) -> None:
-    if previous_transaction.parent is None:
-        session.info.pop(_AFTER_COMMIT_KEY, None)
 
 
 def queue_email(session, *, to: str, subject: str, body_text: str, body_html: str | None = None,
@@ -416,7 +408,7 @@ def retry(session, outbox_id: int, actor: Actor) -> Outbox:
         raise NotifyError("この配信は既に再送されています。")
     audit.record(session, actor, "notify.retry", "outbox", outbox_id,
                  {"recipient": row.recipient, "purpose": row.purpose, "last_error": row.last_error})
-    session.info.setdefault(_AFTER_COMMIT_KEY, []).append(outbox_id)
+    jobs.enqueue_after_commit(session, DELIVER_JOB, outbox_id, queue="notify")
     session.commit()
     session.refresh(row)
     return row

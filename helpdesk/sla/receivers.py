@@ -8,6 +8,12 @@ from helpdesk import signals
 logger = logging.getLogger(__name__)
 
 
+def _on_creating(session, ticket=None, actor=None, **_):
+    from helpdesk.sla import service
+
+    service.start_clock(session, ticket, actor)
+
+
 def _on_created(session, ticket=None, actor=None, event=None, **_):
     from helpdesk.sla import service
 
@@ -41,6 +47,7 @@ def _on_comment(session, ticket=None, actor=None, comment=None, **_):
 
 
 def connect() -> None:
+    signals.ticket_creating.connect(_on_creating)
     signals.ticket_created.connect(_on_created)
     signals.ticket_changed.connect(_on_changed)
     signals.comment_added.connect(_on_comment)

@@ -16,6 +16,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from helpdesk import audit
 from helpdesk.audit import Actor
 from helpdesk.common import TOKYO, utcnow
+from helpdesk.lookup_cache import LookupCache
 from helpdesk.sla.calendar import BusinessCalendar, default_hours
 from helpdesk.sla.models import ClosedDay, DeskSettings, SlaClock, SlaPolicy
 from helpdesk.text import clean_input
@@ -50,8 +51,16 @@ def _parse_hours(raw: dict | None) -> dict[int, list[tuple[dt.time, dt.time]]]:
     return hours
 
 
+_CALENDAR = LookupCache("sla-calendar", lambda: (DeskSettings, ClosedDay))
+_POLICIES = LookupCache("sla-policies", lambda: (SlaPolicy,))
+
+
 def get_calendar(session) -> BusinessCalendar:
-    """The desk calendar from the settings row and closed days (cached per settings version)."""
+    """The desk calendar from the settings row and closed days (per-process lookup cache)."""
+    return _CALENDAR.get(session, "calendar", lambda: _load_calendar(session))
+
+
+def _load_calendar(session) -> BusinessCalendar:
     settings = session.get(DeskSettings, 1)
     key = (id(session.get_bind()), settings.version if settings else 0)
     with _cache_lock:
@@ -168,19 +177,26 @@ def find_policy(session, priority: str, role: str | None = None, category_code: 
         if key not in cache:
             cache[key] = find_policy(session, priority, role, category_code)
         return cache[key]
-    rows = session.scalars(select(SlaPolicy).where(SlaPolicy.priority == priority, SlaPolicy.active)).all()
+    rows = _POLICIES.get(session, priority, lambda: _active_policies(session, priority))
 
-    def rank(p: SlaPolicy) -> int | None:
-        if p.role not in (None, role) or p.category_code not in (None, category_code):
+    def rank(row: tuple[str | None, str | None, Targets]) -> int | None:
+        p_role, p_category, _ = row
+        if p_role not in (None, role) or p_category not in (None, category_code):
             return None
-        return (2 if p.category_code else 0) + (1 if p.role else 0)
+        return (2 if p_category else 0) + (1 if p_role else 0)
 
-    best = max(((rank(p), p) for p in rows if rank(p) is not None), key=lambda x: x[0], default=None)
+    best = max(((rank(r), r) for r in rows if rank(r) is not None), key=lambda x: x[0], default=None)
     if best is not None:
-        p = best[1]
-        return Targets(p.id, p.first_response_minutes, p.resolution_minutes, p.at_risk_percent, p.auto_escalate)
+        return best[1][2]
     first, resolution = DEFAULT_TARGETS.get(priority, DEFAULT_TARGETS["P3"])
     return Targets(None, first, resolution)
+
+
+def _active_policies(session, priority: str) -> list[tuple[str | None, str | None, Targets]]:
+    """(role, category, targets) of the active policies for `priority`: plain values, safe to cache."""
+    rows = session.scalars(select(SlaPolicy).where(SlaPolicy.priority == priority, SlaPolicy.active)).all()
+    return [(p.role, p.category_code, Targets(p.id, p.first_response_minutes, p.resolution_minutes,
+                                              p.at_risk_percent, p.auto_escalate)) for p in rows]
 
 
 def list_policies(session) -> list[SlaPolicy]:
@@ -242,10 +258,11 @@ def _risk_minutes(target: int, percent: int) -> int:
 
 def apply_sla(session, ticket: Ticket, now: dt.datetime | None = None, *, reset_targets: bool = True,
               policy_cache: dict | None = None, calendar: BusinessCalendar | None = None,
-              known_new: bool = False) -> SlaClock:
+              known_new: bool = False, add: bool = True) -> SlaClock:
     """Set the ticket's due dates from its policy, its start time and the minutes it spent paused.
 
-    `calendar` and `known_new` (the ticket has no clock yet) spare queries in bulk backfills.
+    `calendar` and `known_new` (the ticket has no clock yet) spare queries in bulk backfills;
+    `add=False` leaves a new clock out of the session (the ticket is not inserted yet, see start_clock).
     """
     calendar = calendar or get_calendar(session)
     clock = None if known_new else session.get(SlaClock, ticket.id)
@@ -255,7 +272,8 @@ def apply_sla(session, ticket: Ticket, now: dt.datetime | None = None, *, reset_
                               ticket.category.code if ticket.category is not None else None, cache=policy_cache)
     if clock is None:
         clock = SlaClock(ticket_id=ticket.id, started_at=ticket.created_at or now or utcnow(), paused_minutes=0)
-        session.add(clock)
+        if add:
+            session.add(clock)
         reset_targets = True
     if reset_targets:
         clock.policy_id = targets.policy_id
@@ -303,9 +321,25 @@ def _state_now(ticket: Ticket, clock: SlaClock, now: dt.datetime) -> str | None:
     return "ok"
 
 
+_PENDING_CLOCK = "_sla_pending_clock"
+
+
+def start_clock(session, ticket: Ticket, actor: Actor | None = None) -> None:
+    """Before the ticket's INSERT: due dates and badge go into that INSERT; the clock row waits for the id."""
+    with session.no_autoflush:
+        clock = apply_sla(session, ticket, ticket.created_at, known_new=True, add=False)
+    setattr(ticket, _PENDING_CLOCK, clock)
+
+
 def on_ticket_created(session, ticket: Ticket, actor: Actor | None = None, at: dt.datetime | None = None) -> None:
     """Start the clock: due dates from the policy, counted from the ticket's creation."""
-    apply_sla(session, ticket, at or ticket.created_at)
+    clock = getattr(ticket, _PENDING_CLOCK, None)
+    if clock is not None:
+        delattr(ticket, _PENDING_CLOCK)
+        clock.ticket_id = ticket.id
+        session.add(clock)
+        return
+    apply_sla(session, ticket, at or ticket.created_at, known_new=True)
 
 
 def on_priority_changed(session, ticket: Ticket, actor: Actor | None = None, at: dt.datetime | None = None) -> None:

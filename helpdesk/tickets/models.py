@@ -73,7 +73,8 @@ class Ticket(TimestampMixin, db.Model):
         # Queue: default view and keyset pagination (created_at desc, id desc).
         Index("ix_tickets_status_created", "status", "created_at", "id"),
         Index("ix_tickets_org_created", "organisation_id", "created_at", "id"),
-        Index("ix_tickets_assignee_status", "assignee_id", "status"),
+        # "Unassigned new" / "mine open" newest first: an ordered index scan, no sort of all matches.
+        Index("ix_tickets_assignee_status_created", "assignee_id", "status", "created_at", "id"),
         Index("ix_tickets_category_created", "category_id", "created_at"),
         Index("ix_tickets_role_created", "role", "created_at"),
         Index("ix_tickets_priority_status_created", "priority", "status", "created_at"),

@@ -38,6 +38,10 @@ MAX_TERMS = 12
 POSTGRES_DDL = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
     "CREATE INDEX IF NOT EXISTS ix_tickets_search_trgm ON tickets USING gin (search_text gin_trgm_ops)",
+    # Unassigned tickets are nearly all 'new': without joint statistics the planner multiplies the two
+    # selectivities, expects a few hundred rows and sorts 23,000 of them (130 ms at 1M tickets).
+    "CREATE STATISTICS IF NOT EXISTS st_tickets_assignee_status (mcv, dependencies) ON assignee_id, status "
+    "FROM tickets",
 ]
 
 SQLITE_DDL = [

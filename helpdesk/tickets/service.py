@@ -14,11 +14,13 @@ from typing import Iterable
 
 from sqlalchemy import Select, delete, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 
 from helpdesk import audit, signals
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
 from helpdesk.common import utcnow
+from helpdesk.lookup_cache import LookupCache
 from helpdesk.text import clean_input, normalize
 from helpdesk.tickets.models import (CHANNELS, OPEN_STATUSES, PRIORITIES, TIERS, TRANSITIONS, Category,
                                      Comment, FormNonce, Ticket, TicketArticle, TicketEvent, TicketLink,
@@ -134,13 +136,31 @@ def refresh_search_text(session, ticket: Ticket) -> None:
     ticket.search_text = normalize("\n".join(parts))
 
 
+_CATEGORIES = LookupCache("categories", lambda: (Category,))
+_CATEGORY_COLUMNS = ("id", "code", "name_ja", "name_en", "position", "active")
+
+
+def _category_rows(session) -> dict[str, tuple]:
+    rows = session.execute(select(*(getattr(Category, c) for c in _CATEGORY_COLUMNS))).all()
+    return {row.code: tuple(row) for row in rows}
+
+
 def category_by_code(session, code: str | None) -> Category | None:
+    """The category with `code`, from the per-process lookup cache (no query when cached)."""
     if not code:
         return None
-    category = session.scalar(select(Category).where(Category.code == code))
-    if category is None:
+    values = _CATEGORIES.get(session, "all", lambda: _category_rows(session)).get(code)
+    if values is None:  # maybe created a moment ago in another process: ask the database
+        values = _category_rows(session).get(code)
+    if values is None:
         raise TicketError(f"カテゴリ「{code}」は存在しません。")
-    return category
+    cached = session.identity_map.get(session.identity_key(Category, values[0]))
+    if cached is not None:
+        return cached
+    # Attach a copy without a query: merge(load=False) trusts the cached, committed values.
+    category = Category(**dict(zip(_CATEGORY_COLUMNS, values)))
+    make_transient_to_detached(category)
+    return session.merge(category, load=False)
 
 
 # --- creation ------------------------------------------------------------------------------
@@ -188,9 +208,10 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
     ticket.requester = requester
     # A new ticket has no replies yet: its search text is subject + body.
     ticket.search_text = normalize(subject + "\n" + body)
+    # Assigning the list (even empty) marks the collection loaded: no query for it later in the request.
+    ticket.tags = [TicketTag(tag=tag) for tag in sorted({normalize_tag(t) for t in tags if normalize_tag(t)})]
+    signals.ticket_creating.send(session, ticket=ticket, actor=actor)
     session.add(ticket)
-    for tag in {normalize_tag(t) for t in tags if normalize_tag(t)}:
-        ticket.tags.append(TicketTag(tag=tag))
     session.flush()
     if nonce:
         # The primary key on form_nonces makes two concurrent posts of one form create one ticket:

@@ -41,7 +41,9 @@ class LookupCache:
             self._watched = tuple(self._watch())
         return self._watched
 
-    def get(self, session, key: Any, loader: Callable[[], Any]) -> Any:
+    def get(self, session, key: Any, loader: Callable[[], Any], *, keep_none: bool = True) -> Any:
+        """`loader()`'s value for `key`, from the cache while fresh; `keep_none=False` never caches a None
+        (a miss is asked again next time, e.g. a token created a moment ago in another process)."""
         ttl = ttl_seconds()
         if ttl <= 0 or _touched(session, self):
             return loader()  # disabled, or this transaction changed the table: read our own writes
@@ -53,6 +55,8 @@ class LookupCache:
         if hit is not None and hit[0] > now:
             return hit[1]
         value = loader()
+        if value is None and not keep_none:
+            return None
         with self._lock:
             if generation == self._generation:  # not invalidated while we were loading
                 if len(self._entries) > 256:
@@ -64,6 +68,31 @@ class LookupCache:
         with self._lock:
             self._generation += 1
             self._entries.clear()
+
+
+def column_values(obj) -> dict[str, Any]:
+    """Every column attribute of a loaded ORM instance, as plain values (cacheable)."""
+    return {attr.key: getattr(obj, attr.key) for attr in obj.__mapper__.column_attrs}
+
+
+def attach(session, cls: type, values: dict[str, Any]):
+    """An instance of `cls` in `session` built from cached column values, without a query.
+
+    The identity map's instance wins if the session already has one. Otherwise the object is built,
+    marked as loaded from the database (make_transient_to_detached) and added as persistent; its
+    many-to-one relationships then resolve from the identity map when the related rows are attached too.
+    """
+    from sqlalchemy.orm import make_transient_to_detached
+
+    mapper = cls.__mapper__
+    identity = session.identity_key(cls, tuple(values[c.key] for c in mapper.primary_key))
+    existing = session.identity_map.get(identity)
+    if existing is not None:
+        return existing
+    obj = cls(**values)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
 
 
 def ttl_seconds() -> float:

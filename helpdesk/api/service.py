@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from helpdesk import audit
 from helpdesk.accounts.models import Organisation, User
@@ -20,7 +21,7 @@ from helpdesk.api.models import SCOPES, WEBHOOK_EVENTS, ApiToken, IdempotencyRec
 from helpdesk.api.webhooks import UnsafeURL, check_url
 from helpdesk.audit import Actor
 from helpdesk.common import TOKYO, utcnow
-from helpdesk.lookup_cache import LookupCache
+from helpdesk.lookup_cache import LookupCache, attach, column_values, ttl_seconds
 from helpdesk.text import clean_input
 
 TOKEN_PREFIX = "hd_"
@@ -114,7 +115,7 @@ def authenticate_token(session, plaintext: str, now: dt.datetime | None = None) 
         raise TokenRefused("missing")
     if len(plaintext) > 200 or not plaintext.startswith(TOKEN_PREFIX):
         raise TokenRefused("unknown")
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(plaintext)))
+    token = _token_by_hash(session, hash_token(plaintext))
     if token is None:
         raise TokenRefused("unknown")
     now = now or utcnow()
@@ -123,6 +124,40 @@ def authenticate_token(session, plaintext: str, now: dt.datetime | None = None) 
         raise TokenRefused(state)
     if token.user is None or not token.user.is_active:
         raise TokenRefused("user_disabled")
+    return token
+
+
+# Token, user and organisation rows behind a token hash, cached per process (plain column values). A change
+# made in this process (revoke, disable, role change) applies at once; one made in another process within
+# LOOKUP_CACHE_SECONDS (5 s by default), like the other lookup caches.
+_TOKENS = LookupCache("api-tokens", lambda: (ApiToken, User, Organisation))
+
+
+def _load_token(session, token_hash: str):
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+    if token is None:
+        return None
+    user = token.user
+    org = user.organisation if user is not None else None
+    return (column_values(token), column_values(user) if user is not None else None,
+            column_values(org) if org is not None else None)
+
+
+def _token_by_hash(session, token_hash: str) -> ApiToken | None:
+    if ttl_seconds() <= 0:
+        return session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+    rows = _TOKENS.get(session, token_hash, lambda: _load_token(session, token_hash), keep_none=False)
+    if rows is None:
+        return None
+    token_values, user_values, org_values = rows
+    org = attach(session, Organisation, org_values) if org_values is not None else None
+    user = attach(session, User, user_values) if user_values is not None else None
+    token = attach(session, ApiToken, token_values)
+    # Wire the many-to-one links as loaded (no lazy load of what is attached right here).
+    if user is not None and "organisation" not in user.__dict__:
+        set_committed_value(user, "organisation", org)
+    if "user" not in token.__dict__:
+        set_committed_value(token, "user", user)
     return token
 
 

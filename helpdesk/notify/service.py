@@ -51,16 +51,13 @@ def _queue(session, row: Outbox) -> Outbox | None:
     inserts nothing, and the caller's own change is never rolled back. The returned object is not
     attached to the session (it carries the values and the new id).
     """
-    values = {c.key: getattr(row, c.key) for c in _OUTBOX_COLUMNS if getattr(row, c.key) is not None}
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = dialect_insert(Outbox).values(**values)
-    if row.dedupe_key:
-        stmt = stmt.on_conflict_do_nothing(index_elements=[Outbox.dedupe_key])
-    new_id = session.execute(stmt.returning(Outbox.id)).scalar()
+    values = {c.key: getattr(row, c.key) for c in _OUTBOX_COLUMNS}
+    values["created_at"] = values["created_at"] or utcnow()
+    values["max_attempts"] = values["max_attempts"] or 8
+    # A Core statement on the session's connection: no ORM flush of the caller's pending rows here
+    # (they are flushed once, at the commit); the rows this one refers to (a ticket) are already inserted.
+    connection = session.connection()
+    new_id = connection.execute(_insert_statement(connection.dialect.name), values).scalar()
     if new_id is None:
         return None
     row.id = new_id
@@ -70,6 +67,21 @@ def _queue(session, row: Outbox) -> Outbox | None:
 
 
 _OUTBOX_COLUMNS = [c for c in Outbox.__mapper__.column_attrs if c.key != "id"]
+_INSERTS: dict[str, object] = {}
+
+
+def _insert_statement(dialect: str):
+    """INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, built once per dialect (NULL keys never conflict)."""
+    stmt = _INSERTS.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        table = Outbox.__table__
+        stmt = _INSERTS[dialect] = (dialect_insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key])
+                                    .returning(table.c.id))
+    return stmt
 
 
 # --- enqueueing after the commit -------------------------------------------------------------

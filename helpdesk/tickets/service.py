@@ -14,13 +14,12 @@ from typing import Iterable
 
 from sqlalchemy import Select, delete, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
 
 from helpdesk import audit, signals
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
 from helpdesk.common import utcnow
-from helpdesk.lookup_cache import LookupCache
+from helpdesk.lookup_cache import LookupCache, attach
 from helpdesk.text import clean_input, normalize
 from helpdesk.tickets.models import (CHANNELS, OPEN_STATUSES, PRIORITIES, TIERS, TRANSITIONS, Category,
                                      Comment, FormNonce, Ticket, TicketArticle, TicketEvent, TicketLink,
@@ -154,13 +153,7 @@ def category_by_code(session, code: str | None) -> Category | None:
         values = _category_rows(session).get(code)
     if values is None:
         raise TicketError(f"カテゴリ「{code}」は存在しません。")
-    cached = session.identity_map.get(session.identity_key(Category, values[0]))
-    if cached is not None:
-        return cached
-    # Attach a copy without a query: merge(load=False) trusts the cached, committed values.
-    category = Category(**dict(zip(_CATEGORY_COLUMNS, values)))
-    make_transient_to_detached(category)
-    return session.merge(category, load=False)
+    return attach(session, Category, dict(zip(_CATEGORY_COLUMNS, values)))
 
 
 # --- creation ------------------------------------------------------------------------------
@@ -218,19 +211,23 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
         # the loser's transaction (with its ticket) is rolled back.
         session.add(FormNonce(nonce=nonce, ticket_id=ticket.id, created_at=now))
     ev = _event(session, ticket, actor, "created", after=channel, emit=False, at=now, flush=False)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        existing = session.get(FormNonce, nonce) if nonce else None
-        if existing is not None:
-            raise DuplicateSubmission(existing.ticket_id)
-        raise
+    if nonce:
+        try:
+            session.flush()  # the nonce's primary key decides now, before anything else is queued
+        except IntegrityError:
+            session.rollback()
+            existing = session.get(FormNonce, nonce)
+            if existing is not None:
+                raise DuplicateSubmission(existing.ticket_id)
+            raise
     signals.ticket_created.send(session, ticket=ticket, actor=actor, event=ev)
     if resolved_on_call:
         ticket.resolved_on_first_contact = True
         _set_status(session, ticket, "resolved", actor, at=call_ended_at or now)
-    _commit(session, commit)
+    if commit:
+        session.commit()
+    # Otherwise the event (and what receivers added) is flushed with the caller's own rows at its commit
+    # (or by the next query): the ticket itself is already inserted and has its id.
     return ticket
 
 

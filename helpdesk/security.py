@@ -88,11 +88,9 @@ def _headers(response):
     response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
     if current_app.config.get("SESSION_COOKIE_SECURE"):
         response.headers["Strict-Transport-Security"] = "max-age=31536000"
-    # Pages for signed-in users carry personal data: never cache them.
-    try:
-        signed_in = current_user.is_authenticated
-    except Exception:  # database down while loading the user
-        signed_in = False
+    # Pages for signed-in users carry personal data: never cache them. The session says whether someone is
+    # signed in without touching the user row (after a commit it would be reloaded just for this).
+    signed_in = "_user_id" in session
     if signed_in or request.path.startswith("/api/"):
         response.headers["Cache-Control"] = "no-store"
     elif "Cache-Control" not in response.headers and not request.path.startswith("/static/"):

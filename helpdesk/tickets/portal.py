@@ -108,17 +108,18 @@ def requester_rate(session, user: User, ticket_id: int, score: int, comment: str
 
 
 def submit_ticket(session, user: User, actor: Actor, *, subject: str, description: str, category: str | None,
-                  files, nonce: str) -> Ticket:
-    """A new web ticket from the portal with its (already checked) files; one commit."""
+                  files, nonce: str) -> str:
+    """A new web ticket from the portal with its (already checked) files; one commit. Returns its reference
+    (read before the commit: the committed ticket would be reloaded just to print it)."""
     ticket = service.create_ticket(session, actor=actor, subject=subject, body=description, channel="web",
                                    requester_id=user.id, organisation_id=user.organisation_id,
                                    category=category or None, nonce=nonce, commit=False)
     for checked in files:
         store(session, ticket, checked, actor)
-    audit.record(session, actor, "ticket.portal_submitted", "ticket", ticket.id,
-                 {"ref": ticket.ref, "files": len(files)})
+    ref = ticket.ref
+    audit.record(session, actor, "ticket.portal_submitted", "ticket", ticket.id, {"ref": ref, "files": len(files)})
     session.commit()
-    return ticket
+    return ref
 
 
 def requester_reply(session, user: User, ticket_id: int, body: str, files, actor: Actor) -> Comment:
@@ -262,8 +263,7 @@ def _category_choices():
     from flask_babel import get_locale
 
     locale = str(get_locale() or "ja")
-    rows = db.session.scalars(select(Category).where(Category.active.is_(True)).order_by(Category.position))
-    return [("", _("わからない・選ばない"))] + [(c.code, c.label(locale)) for c in rows]
+    return [("", _("わからない・選ばない"))] + service.category_choices(db.session, locale)
 
 
 def _upload_context() -> dict:
@@ -326,9 +326,9 @@ def portal_new():
                 _("ファイルはもう一度選び直してください（入力した文章はそのまま残っています）。")]
         if valid and not file_errors:
             try:
-                ticket = submit_ticket(db.session, current_user, _actor(), subject=form.subject.data,
-                                       description=form.description.data, category=form.category.data or None,
-                                       files=files, nonce=form.nonce.data)
+                ref = submit_ticket(db.session, current_user, _actor(), subject=form.subject.data,
+                                    description=form.description.data, category=form.category.data or None,
+                                    files=files, nonce=form.nonce.data)
             except service.DuplicateSubmission as exc:
                 db.session.rollback()
                 return _duplicate(exc)
@@ -337,8 +337,8 @@ def portal_new():
                 form.subject.errors = list(form.subject.errors) + [str(exc)]
             else:
                 flash(_("お問い合わせを受け付けました。受付番号は %(ref)s です。担当者からの返信をお待ちください。",
-                        ref=ticket.ref), "success")
-                return redirect(url_for("tickets.portal_detail", ref=ticket.ref))
+                        ref=ref), "success")
+                return redirect(url_for("tickets.portal_detail", ref=ref))
         status = 400
     if not form.nonce.data:
         form.nonce.data = new_nonce()

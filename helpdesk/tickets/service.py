@@ -144,6 +144,12 @@ def _category_rows(session) -> dict[str, tuple]:
     return {row.code: tuple(row) for row in rows}
 
 
+def category_choices(session, locale: str = "ja") -> list[tuple[str, str]]:
+    """(code, label) of the active categories in display order, from the lookup cache."""
+    rows = sorted(_CATEGORIES.get(session, "all", lambda: _category_rows(session)).values(), key=lambda r: (r[4], r[0]))
+    return [(r[1], r[3] if locale == "en" else r[2]) for r in rows if r[5]]
+
+
 def category_by_code(session, code: str | None) -> Category | None:
     """The category with `code`, from the per-process lookup cache (no query when cached)."""
     if not code:
@@ -175,10 +181,8 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
         raise TicketError(f"受付チャネル「{channel}」は使えません。")
     if priority not in PRIORITIES:
         raise TicketError(f"優先度「{priority}」は使えません。")
-    if nonce:
-        existing = session.get(FormNonce, nonce)
-        if existing is not None:
-            raise DuplicateSubmission(existing.ticket_id)
+    # A repeated form nonce is caught by the form_nonces primary key below (no look-up first: a double
+    # submit is rare, a look-up on every creation is not free).
     requester = session.get(User, requester_id) if requester_id else None
     if requester_id and requester is None:
         raise TicketError("依頼者が見つかりません。")

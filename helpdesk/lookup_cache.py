@@ -21,6 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 DEFAULT_TTL = 5.0
+_clock = time.monotonic  # tests replace it to step over the TTL without sleeping
 _registry: list["LookupCache"] = []
 _TOUCHED = "helpdesk_lookup_cache_touched"
 
@@ -48,7 +49,7 @@ class LookupCache:
         if ttl <= 0 or _touched(session, self):
             return loader()  # disabled, or this transaction changed the table: read our own writes
         full_key = (id(session.get_bind()), key)
-        now = time.monotonic()
+        now = _clock()
         with self._lock:
             hit = self._entries.get(full_key)
             generation = self._generation

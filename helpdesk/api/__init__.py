@@ -1,7 +1,7 @@
 """The api domain: JSON API v1 (token auth), OpenAPI document, API tokens and webhook admin pages."""
 import logging
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates")
@@ -9,18 +9,16 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates
 DEFAULT_RATE_LIMIT = "600 per minute"
 
 
-def _rate_limit() -> str:
-    return current_app.config.get("API_RATE_LIMIT") or DEFAULT_RATE_LIMIT
-
-
 def _setup() -> None:
+    from helpdesk.api import ratelimit
     from helpdesk.api.admin import admin_bp
-    from helpdesk.api.framework import rate_limit_key
-    from helpdesk.extensions import csrf, limiter
+    from helpdesk.extensions import csrf
 
     # Token-authenticated: no cookies are read, so CSRF does not apply (the admin pages keep it).
     csrf.exempt(bp)
-    limiter.limit(_rate_limit, key_func=rate_limit_key)(bp)
+    # Per-token limit, one Redis round trip (see ratelimit.py for why not Flask-Limiter here).
+    bp.before_request(ratelimit.check)
+    bp.after_request(ratelimit.add_headers)
     # The admin pages live outside /api/v1; they register with the API blueprint.
     bp.record_once(lambda state: state.app.register_blueprint(admin_bp))
 

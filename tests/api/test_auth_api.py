@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from sqlalchemy import select
 
 from helpdesk.accounts.models import AuditLog
@@ -109,3 +111,32 @@ def test_cli_creates_token_shown_once(app, db, make_user):
     assert token.token_hash == service.hash_token(plaintext) and token.scope_set == {"read", "tickets:write"}
     bad = runner.invoke(args=["api", "token", "create", "--name", "x", "--user", "ghost@example.jp", "--scope", "nope"])
     assert bad.exit_code == 2 and "scopes" in bad.output and "user" in bad.output
+
+
+def test_rate_limit_headers_and_retry_after(tmp_path):
+    """The API counter itself: Redis when the run has one (shared by workers), else this process."""
+    import uuid
+
+    from helpdesk import create_app
+    from helpdesk.api.ratelimit import parse_limit
+    from helpdesk.extensions import db as _db
+    from tests.conftest import TEST_REDIS, base_config
+
+    limited = create_app(base_config(RATELIMIT_ENABLED=True, API_RATE_LIMIT="2 per hour",
+                                     RATELIMIT_STORAGE_URI=TEST_REDIS or "memory://",
+                                     UPLOAD_FOLDER=str(tmp_path)))
+    with limited.app_context():
+        if _db.engine.dialect.name == "sqlite":
+            _db.create_all()
+    client = limited.test_client()
+    api = Api(client, f"hd_unknown-{uuid.uuid4().hex}")
+    first, second, third = (api.get("/tickets") for _ in range(3))
+    assert [first.status_code, second.status_code, third.status_code] == [401, 401, 429]
+    assert first.headers["X-RateLimit-Limit"] == "2"
+    assert [first.headers["X-RateLimit-Remaining"], second.headers["X-RateLimit-Remaining"]] == ["1", "0"]
+    assert int(first.headers["X-RateLimit-Reset"]) % 3600 == 0
+    assert 1 <= int(third.headers["Retry-After"]) <= 3600
+    assert "3600秒あたり2回" in problem_of(third, 429)["detail"]
+    assert parse_limit("600 per minute") == (600, 60) and parse_limit("10/second") == (10, 1)
+    with pytest.raises(ValueError):
+        parse_limit("many per fortnight")

@@ -80,18 +80,61 @@ def enqueue_after_commit(session: Session, func: Callable | str, *args: Any, que
     session.info.setdefault(_PENDING_KEY, []).append((func, args, queue))
 
 
-def enqueue_batch(items: list[tuple[Callable | str, tuple, str]]) -> bool:
+_BATCH_KEY = "helpdesk_after_commit_batches"
+#: How long a pending drain job blocks the next one; after that a new item kicks a fresh one (lost job).
+KICK_SECONDS = 300
+
+
+def batch_after_commit(session: Session, func: str, item: int, queue: str = "default") -> None:
+    """After the commit, hand `item` to `func(items)`, coalesced with other processes' items.
+
+    For work done per new row at a high rate (a delivery per mail, an insights pass per ticket): with
+    Redis the item is pushed on a list and one drain job is queued only when none is pending (SET NX),
+    so a busy desk makes one RQ job per burst instead of one per row — one pipelined round trip per
+    commit either way. In-process (no Redis) `func([item])` runs right after the commit.
+    Items are ids; a lost item (Redis down, worker killed) is picked up by the domain's sweeper.
+    """
+    session.info.setdefault(_BATCH_KEY, []).append((func, item, queue))
+
+
+def _batch_keys(func: str) -> tuple[str, str]:
+    return f"helpdesk:batch:{func}", f"helpdesk:batch-kick:{func}"
+
+
+def drain_batch(func: str, size: int = 200) -> int:
+    """The drain job: clear the kick flag first (later items kick again), then work through the list."""
+    connection = redis_connection()
+    items_key, kick_key = _batch_keys(func)
+    connection.delete(kick_key)
+    target = _resolve(func)
+    done = 0
+    while True:
+        raw = connection.lpop(items_key, size)
+        if not raw:
+            return done
+        target([int(x) for x in raw])
+        done += len(raw)
+
+
+def enqueue_batch(items: list[tuple[Callable | str, tuple, str]],
+                  batches: list[tuple[str, int, str]] | None = None) -> bool:
     """Enqueue several (func, args, queue) at once: one Redis round trip for all of them (RQ).
 
     In-process (no Redis) they run one after the other, as `enqueue` would. A failed enqueue is
     logged and left to the sweepers, never raised.
     """
-    if not items:
+    batches = batches or []
+    if not items and not batches:
         return True
     app = current_app._get_current_object()
     if not (app.config.get("RQ_ASYNC") and app.config.get("REDIS_URL")):
         for func, args, queue in items:
             enqueue(func, *args, queue=queue)
+        grouped: dict[tuple[str, str], list[int]] = {}
+        for func, item, queue in batches:
+            grouped.setdefault((func, queue), []).append(item)
+        for (func, queue), group in grouped.items():
+            enqueue(func, group, queue=queue)
         return True
     from rq import Queue
 
@@ -100,13 +143,31 @@ def enqueue_batch(items: list[tuple[Callable | str, tuple, str]]) -> bool:
         by_queue: dict[str, list] = {}
         for func, args, queue in items:
             by_queue.setdefault(queue, []).append(Queue.prepare_data(_path(func), args=args, timeout=300))
+        kicks: list[tuple[str, str]] = []
         with connection.pipeline() as pipe:
+            grouped = {}
+            for func, item, queue in batches:
+                grouped.setdefault((func, queue), []).append(item)
+            for (func, queue), group in grouped.items():
+                items_key, kick_key = _batch_keys(func)
+                pipe.rpush(items_key, *group)
+                pipe.set(kick_key, 1, nx=True, ex=KICK_SECONDS)
+                kicks.append((func, queue))
             for name, datas in by_queue.items():
                 Queue(name, connection=connection).enqueue_many(datas, pipeline=pipe)
-            pipe.execute()
+            results = pipe.execute()
+        # Results come in pipeline order: (rpush, set) per batch first.
+        wake = [kick for n, kick in enumerate(kicks) if results[2 * n + 1]]
+        if wake:
+            with connection.pipeline() as pipe:
+                for func, queue in wake:
+                    Queue(queue, connection=connection).enqueue_many(
+                        [Queue.prepare_data("helpdesk.jobs.drain_batch", args=(func,), timeout=600)], pipeline=pipe)
+                pipe.execute()
         return True
     except Exception as exc:  # redis down: the sweepers re-enqueue from the database
-        logger.warning("enqueue of %d jobs failed (%s); left for the sweepers", len(items), exc)
+        logger.warning("enqueue of %d jobs / %d batch items failed (%s); left for the sweepers",
+                       len(items), len(batches), exc)
         return False
 
 
@@ -115,9 +176,10 @@ def _run_after_commit(session: Session) -> None:
     if session.in_nested_transaction():  # a released SAVEPOINT: wait for the real commit
         return
     pending = session.info.pop(_PENDING_KEY, None)
-    if not pending or not has_app_context():
+    batches = session.info.pop(_BATCH_KEY, None)
+    if not (pending or batches) or not has_app_context():
         return
-    enqueue_batch(pending)
+    enqueue_batch(pending or [], batches)
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -126,3 +188,4 @@ def _drop_after_rollback(session: Session, previous_transaction) -> None:
     # (begin_nested) leaves the enclosing unit of work, and its jobs, intact.
     if previous_transaction.parent is None:
         session.info.pop(_PENDING_KEY, None)
+        session.info.pop(_BATCH_KEY, None)

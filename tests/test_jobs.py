@@ -69,3 +69,46 @@ def test_enqueue_with_redis_down_does_not_raise(app, db, monkeypatch):
     monkeypatch.setitem(app.config, "REDIS_URL", "redis://127.0.0.1:1/0")
     assert jobs.enqueue("tests.test_jobs.record_call", 4) is False
     assert CALLS == []
+
+
+def record_batch(values):
+    CALLS.append(list(values))
+
+
+def test_batches_in_process_run_once_per_commit_with_all_items(app, db):
+    jobs.batch_after_commit(db.session, "tests.test_jobs.record_batch", 1)
+    jobs.batch_after_commit(db.session, "tests.test_jobs.record_batch", 2)
+    assert CALLS == []
+    db.session.commit()
+    assert CALLS == [[1, 2]]
+    from helpdesk import audit
+
+    audit.record(db.session, audit.Actor.system(), "test", "thing", 3)
+    db.session.flush()
+    jobs.batch_after_commit(db.session, "tests.test_jobs.record_batch", 3)
+    db.session.rollback()
+    db.session.commit()
+    assert CALLS == [[1, 2]]  # a rolled-back item is never handed over
+
+
+def test_batches_on_redis_coalesce_into_one_drain_job(app, db, monkeypatch):
+    """Many commits, one RQ job: later items ride on the pending drain; after it ran, the next kicks again."""
+    from rq import Queue, SimpleWorker
+
+    connection = _redis_connection()
+    connection.flushdb()
+    monkeypatch.setitem(app.config, "RQ_ASYNC", True)
+    monkeypatch.setitem(app.config, "REDIS_URL", app.config.get("REDIS_URL") or "redis://fake")
+    monkeypatch.setattr(jobs, "redis_connection", lambda url=None: connection)
+    for item in (10, 11, 12):
+        jobs.batch_after_commit(db.session, "tests.test_jobs.record_batch", item, queue="default")
+        db.session.commit()
+    queue = Queue("default", connection=connection)
+    assert queue.count == 1 and CALLS == []
+    SimpleWorker([queue], connection=connection).work(burst=True)
+    assert CALLS == [[10, 11, 12]]
+    jobs.batch_after_commit(db.session, "tests.test_jobs.record_batch", 13, queue="default")
+    db.session.commit()
+    assert queue.count == 1
+    SimpleWorker([queue], connection=connection).work(burst=True)
+    assert CALLS == [[10, 11, 12], [13]]

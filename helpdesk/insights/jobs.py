@@ -17,6 +17,16 @@ def assign_new_ticket(ticket_id: int) -> None:
     service.assign_ticket(db.session, ticket_id)
 
 
+def assign_new_tickets(ticket_ids: list[int]) -> int:
+    """Batch form (jobs.batch_after_commit): place each new ticket; returns how many found a group."""
+    from helpdesk.insights import service
+
+    placed = 0
+    for ticket_id in ticket_ids:
+        placed += service.assign_ticket(db.session, ticket_id) is not None
+    return placed
+
+
 def refresh_all() -> dict:
     """The nightly full run: regroup all tickets, rebuild the trend rollup, flag reappearances, retry deliveries."""
     from sqlalchemy import select

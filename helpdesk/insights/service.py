@@ -582,4 +582,4 @@ def on_tickets_imported() -> None:
 
 def schedule_assignment(session, ticket_id: int) -> None:
     """Queue the incremental assignment of a new ticket (runs after the creating commit)."""
-    jobs.enqueue_after_commit(session, "helpdesk.insights.jobs.assign_new_ticket", ticket_id, queue="insights")
+    jobs.batch_after_commit(session, "helpdesk.insights.jobs.assign_new_tickets", ticket_id, queue="insights")

@@ -285,6 +285,12 @@ def deliver(outbox_id: int) -> str:
     return state
 
 
+def deliver_many(outbox_ids: list[int]) -> dict[int, str]:
+    """Deliver new rows handed over in a batch (jobs.batch_after_commit); each `deliver` also drains
+    other due mail over its SMTP connection, so rows already sent by then are skipped cheaply."""
+    return {outbox_id: deliver(outbox_id) for outbox_id in outbox_ids}
+
+
 def _send_rows(session, rows: list[Outbox], config) -> dict[int, str]:
     """Send claimed mail rows over one SMTP connection, recording results in small groups."""
     every = max(int(config.get("NOTIFY_RECORD_EVERY", 10)), 1)

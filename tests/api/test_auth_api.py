@@ -122,15 +122,21 @@ def test_rate_limit_headers_and_retry_after(tmp_path):
     from helpdesk.extensions import db as _db
     from tests.conftest import TEST_REDIS, base_config
 
+    from helpdesk.extensions import limiter
+
+    saved = limiter.enabled  # Flask-Limiter (login forms) is one shared object: leave it as found
     limited = create_app(base_config(RATELIMIT_ENABLED=True, API_RATE_LIMIT="2 per hour",
                                      RATELIMIT_STORAGE_URI=TEST_REDIS or "memory://",
                                      UPLOAD_FOLDER=str(tmp_path)))
-    with limited.app_context():
-        if _db.engine.dialect.name == "sqlite":
-            _db.create_all()
-    client = limited.test_client()
-    api = Api(client, f"hd_unknown-{uuid.uuid4().hex}")
-    first, second, third = (api.get("/tickets") for _ in range(3))
+    try:
+        with limited.app_context():
+            if _db.engine.dialect.name == "sqlite":
+                _db.create_all()
+        client = limited.test_client()
+        api = Api(client, f"hd_unknown-{uuid.uuid4().hex}")
+        first, second, third = (api.get("/tickets") for _ in range(3))
+    finally:
+        limiter.enabled = saved
     assert [first.status_code, second.status_code, third.status_code] == [401, 401, 429]
     assert first.headers["X-RateLimit-Limit"] == "2"
     assert [first.headers["X-RateLimit-Remaining"], second.headers["X-RateLimit-Remaining"]] == ["1", "0"]

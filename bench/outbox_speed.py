@@ -4,7 +4,8 @@
     DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/hd_sla_outbox REDIS_URL=redis://127.0.0.1:6379/4 \
         .venv/bin/python bench/outbox_speed.py --mails 2000 --workers 2 [--worker-class fork|simple]
 
-The mails are queued the way the app queues them (rows + one RQ job each after the commit); the
+The mails are queued the way the app queues them (rows, then after each commit their ids handed to the
+workers in coalesced batches over 4 lanes, one drain job per lane and burst — helpdesk/jobs.py); the
 workers are separate processes running `deliver(outbox_id)` inside the app context: `fork` is
 `helpdesk worker` (RQ's forking Worker: one work horse per job), `simple` runs the jobs in the
 worker process itself (RQ SimpleWorker). The figure is sent rows per second, from the workers'
@@ -85,6 +86,8 @@ def main() -> None:
             db.create_all()
             session = db.session
             Queue("notify", connection=redis_connection()).empty()
+            for key in redis_connection().scan_iter("helpdesk:batch*"):  # lists left by an earlier run
+                redis_connection().delete(key)
             session.execute(DeliveryAttempt.__table__.delete())
             session.execute(Outbox.__table__.delete())
             session.commit()
@@ -97,7 +100,7 @@ def main() -> None:
                     session.commit()  # jobs are enqueued after each commit
             session.commit()
             queued = time.perf_counter() - started
-            print(f"queued {args.mails:,} mails (rows + RQ jobs) in {queued:.2f} s")
+            print(f"queued {args.mails:,} mails (rows + batch hand-over) in {queued:.2f} s")
         cmd = ([sys.executable, "-c", SIMPLE_WORKER.format(root=ROOT)] if args.worker_class == "simple" else
                [sys.executable, "-c", "from helpdesk.cli import main; main()", "worker", "-q", "notify", "--burst"])
         started = time.perf_counter()

@@ -85,26 +85,28 @@ _BATCH_KEY = "helpdesk_after_commit_batches"
 KICK_SECONDS = 300
 
 
-def batch_after_commit(session: Session, func: str, item: int, queue: str = "default") -> None:
+def batch_after_commit(session: Session, func: str, item: int, queue: str = "default", lanes: int = 1) -> None:
     """After the commit, hand `item` to `func(items)`, coalesced with other processes' items.
 
     For work done per new row at a high rate (a delivery per mail, an insights pass per ticket): with
     Redis the item is pushed on a list and one drain job is queued only when none is pending (SET NX),
     so a busy desk makes one RQ job per burst instead of one per row — one pipelined round trip per
     commit either way. In-process (no Redis) `func([item])` runs right after the commit.
+    `lanes` > 1 spreads the ids over that many lists, each with its own drain job, so that many
+    workers can work in parallel (mail: each delivery waits on an SMTP server).
     Items are ids; a lost item (Redis down, worker killed) is picked up by the domain's sweeper.
     """
-    session.info.setdefault(_BATCH_KEY, []).append((func, item, queue))
+    session.info.setdefault(_BATCH_KEY, []).append((func, item, queue, item % lanes if lanes > 1 else 0))
 
 
-def _batch_keys(func: str) -> tuple[str, str]:
-    return f"helpdesk:batch:{func}", f"helpdesk:batch-kick:{func}"
+def _batch_keys(func: str, lane: int = 0) -> tuple[str, str]:
+    return f"helpdesk:batch:{func}:{lane}", f"helpdesk:batch-kick:{func}:{lane}"
 
 
-def drain_batch(func: str, size: int = 200) -> int:
+def drain_batch(func: str, lane: int = 0, size: int = 200) -> int:
     """The drain job: clear the kick flag first (later items kick again), then work through the list."""
     connection = redis_connection()
-    items_key, kick_key = _batch_keys(func)
+    items_key, kick_key = _batch_keys(func, lane)
     connection.delete(kick_key)
     target = _resolve(func)
     done = 0
@@ -117,7 +119,7 @@ def drain_batch(func: str, size: int = 200) -> int:
 
 
 def enqueue_batch(items: list[tuple[Callable | str, tuple, str]],
-                  batches: list[tuple[str, int, str]] | None = None) -> bool:
+                  batches: list[tuple[str, int, str, int]] | None = None) -> bool:
     """Enqueue several (func, args, queue) at once: one Redis round trip for all of them (RQ).
 
     In-process (no Redis) they run one after the other, as `enqueue` would. A failed enqueue is
@@ -131,7 +133,7 @@ def enqueue_batch(items: list[tuple[Callable | str, tuple, str]],
         for func, args, queue in items:
             enqueue(func, *args, queue=queue)
         grouped: dict[tuple[str, str], list[int]] = {}
-        for func, item, queue in batches:
+        for func, item, queue, _lane in batches:
             grouped.setdefault((func, queue), []).append(item)
         for (func, queue), group in grouped.items():
             enqueue(func, group, queue=queue)
@@ -143,16 +145,16 @@ def enqueue_batch(items: list[tuple[Callable | str, tuple, str]],
         by_queue: dict[str, list] = {}
         for func, args, queue in items:
             by_queue.setdefault(queue, []).append(Queue.prepare_data(_path(func), args=args, timeout=300))
-        kicks: list[tuple[str, str]] = []
+        kicks: list[tuple[str, str, int]] = []
         with connection.pipeline() as pipe:
-            grouped = {}
-            for func, item, queue in batches:
-                grouped.setdefault((func, queue), []).append(item)
-            for (func, queue), group in grouped.items():
-                items_key, kick_key = _batch_keys(func)
+            lanes: dict[tuple[str, str, int], list[int]] = {}
+            for func, item, queue, lane in batches:
+                lanes.setdefault((func, queue, lane), []).append(item)
+            for (func, queue, lane), group in lanes.items():
+                items_key, kick_key = _batch_keys(func, lane)
                 pipe.rpush(items_key, *group)
                 pipe.set(kick_key, 1, nx=True, ex=KICK_SECONDS)
-                kicks.append((func, queue))
+                kicks.append((func, queue, lane))
             for name, datas in by_queue.items():
                 Queue(name, connection=connection).enqueue_many(datas, pipeline=pipe)
             results = pipe.execute()
@@ -160,9 +162,10 @@ def enqueue_batch(items: list[tuple[Callable | str, tuple, str]],
         wake = [kick for n, kick in enumerate(kicks) if results[2 * n + 1]]
         if wake:
             with connection.pipeline() as pipe:
-                for func, queue in wake:
+                for func, queue, lane in wake:
                     Queue(queue, connection=connection).enqueue_many(
-                        [Queue.prepare_data("helpdesk.jobs.drain_batch", args=(func,), timeout=600)], pipeline=pipe)
+                        [Queue.prepare_data("helpdesk.jobs.drain_batch", args=(func, lane), timeout=600)],
+                        pipeline=pipe)
                 pipe.execute()
         return True
     except Exception as exc:  # redis down: the sweepers re-enqueue from the database

@@ -112,3 +112,21 @@ def test_batches_on_redis_coalesce_into_one_drain_job(app, db, monkeypatch):
     assert queue.count == 1
     SimpleWorker([queue], connection=connection).work(burst=True)
     assert CALLS == [[10, 11, 12], [13]]
+
+
+def test_batch_lanes_get_one_drain_job_each(app, db, monkeypatch):
+    """Mail uses lanes so several workers send at once: ids spread over the lanes, one job per lane."""
+    from rq import Queue, SimpleWorker
+
+    connection = _redis_connection()
+    connection.flushdb()
+    monkeypatch.setitem(app.config, "RQ_ASYNC", True)
+    monkeypatch.setitem(app.config, "REDIS_URL", app.config.get("REDIS_URL") or "redis://fake")
+    monkeypatch.setattr(jobs, "redis_connection", lambda url=None: connection)
+    for item in range(20, 28):
+        jobs.batch_after_commit(db.session, "tests.test_jobs.record_batch", item, queue="default", lanes=4)
+    db.session.commit()
+    queue = Queue("default", connection=connection)
+    assert queue.count == 4
+    SimpleWorker([queue], connection=connection).work(burst=True)
+    assert sorted(map(sorted, CALLS)) == [[20, 24], [21, 25], [22, 26], [23, 27]]

@@ -62,7 +62,7 @@ def _queue(session, row: Outbox) -> Outbox | None:
         return None
     row.id = new_id
     # Delivered by a job once committed; it goes out with the transaction's other jobs (one round trip).
-    jobs.batch_after_commit(session, DELIVER_MANY_JOB, new_id, queue="notify")
+    jobs.batch_after_commit(session, DELIVER_MANY_JOB, new_id, queue="notify", lanes=DELIVERY_LANES)
     return row
 
 
@@ -88,6 +88,8 @@ def _insert_statement(dialect: str):
 
 DELIVER_JOB = "helpdesk.notify.jobs.deliver"
 DELIVER_MANY_JOB = "helpdesk.notify.jobs.deliver_many"
+#: New rows are spread over this many lists, each drained by its own job: up to 4 workers send at once.
+DELIVERY_LANES = 4
 _redis_clients: dict[str, object] = {}
 
 
@@ -421,7 +423,7 @@ def retry(session, outbox_id: int, actor: Actor) -> Outbox:
         raise NotifyError("この配信は既に再送されています。")
     audit.record(session, actor, "notify.retry", "outbox", outbox_id,
                  {"recipient": row.recipient, "purpose": row.purpose, "last_error": row.last_error})
-    jobs.batch_after_commit(session, DELIVER_MANY_JOB, outbox_id, queue="notify")
+    jobs.batch_after_commit(session, DELIVER_MANY_JOB, outbox_id, queue="notify", lanes=DELIVERY_LANES)
     session.commit()
     session.refresh(row)
     return row

@@ -90,7 +90,10 @@ def attach(session, cls: type, values: dict[str, Any]):
     existing = session.identity_map.get(identity)
     if existing is not None:
         return existing
-    obj = cls(**values)
+    # Built like a query result (values straight into the instance dict, no per-attribute change events),
+    # then given its identity as a clean, loaded object.
+    obj = mapper.class_manager.new_instance()
+    obj.__dict__.update(values)
     make_transient_to_detached(obj)
     session.add(obj)
     return obj

@@ -119,9 +119,11 @@ def drain_batch(func: str, lane: int = 0, size: int = 200) -> int:
 
 
 def enqueue_batch(items: list[tuple[Callable | str, tuple, str]],
-                  batches: list[tuple[str, int, str, int]] | None = None) -> bool:
+                  batches: list[tuple[str, int, str, int]] | None = None, *, force_drain: bool = False) -> bool:
     """Enqueue several (func, args, queue) at once: one Redis round trip for all of them (RQ).
 
+    `batches` are (func, item, queue, lane) for coalesced hand-over (see `batch_after_commit`);
+    `force_drain` queues a drain job per lane even when one seems pending (sweepers: that job may be lost).
     In-process (no Redis) they run one after the other, as `enqueue` would. A failed enqueue is
     logged and left to the sweepers, never raised.
     """
@@ -159,7 +161,7 @@ def enqueue_batch(items: list[tuple[Callable | str, tuple, str]],
                 Queue(name, connection=connection).enqueue_many(datas, pipeline=pipe)
             results = pipe.execute()
         # Results come in pipeline order: (rpush, set) per batch first.
-        wake = [kick for n, kick in enumerate(kicks) if results[2 * n + 1]]
+        wake = [kick for n, kick in enumerate(kicks) if force_drain or results[2 * n + 1]]
         if wake:
             with connection.pipeline() as pipe:
                 for func, queue, lane in wake:

@@ -90,40 +90,14 @@ DELIVER_JOB = "helpdesk.notify.jobs.deliver"
 DELIVER_MANY_JOB = "helpdesk.notify.jobs.deliver_many"
 #: New rows are spread over this many lists, each drained by its own job: up to 4 workers send at once.
 DELIVERY_LANES = 4
-_redis_clients: dict[str, object] = {}
-
-
-def _redis(url: str):
-    client = _redis_clients.get(url)
-    if client is None:
-        from redis import Redis
-
-        client = _redis_clients[url] = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
-    return client
-
 
 def enqueue_deliveries(ids: list[int]) -> bool:
-    """One delivery job per outbox row: one Redis round trip for all (RQ), or in-process now."""
+    """Hand rows to the delivery workers (the sweeper's path): the same lanes as new rows, one Redis
+    round trip, a drain job per lane queued even if one seems pending (it may be the lost one)."""
     if not ids:
         return True
-    app = current_app._get_current_object()
-    if app.config.get("RQ_ASYNC") and app.config.get("REDIS_URL"):
-        from rq import Queue
-
-        try:
-            connection = _redis(app.config["REDIS_URL"])
-            queue = Queue("notify", connection=connection)
-            with connection.pipeline() as pipe:
-                queue.enqueue_many([Queue.prepare_data(DELIVER_JOB, args=(i,), timeout=300) for i in ids],
-                                   pipeline=pipe)
-                pipe.execute()
-            return True
-        except Exception as exc:  # Redis down: the rows are committed; `notify sweep` re-enqueues them
-            logger.warning("enqueue of %d deliveries failed (%s); left for the sweeper", len(ids), exc)
-            return False
-    for outbox_id in ids:
-        jobs.enqueue(DELIVER_JOB, outbox_id, queue="notify")
-    return True
+    return jobs.enqueue_batch([], [(DELIVER_MANY_JOB, i, "notify", i % DELIVERY_LANES) for i in ids],
+                              force_drain=True)
 
 
 def queue_email(session, *, to: str, subject: str, body_text: str, body_html: str | None = None,

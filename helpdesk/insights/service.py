@@ -451,6 +451,16 @@ def list_problems(session) -> list[tuple[Problem, int]]:
     return [(p, n) for p, n in rows]
 
 
+LINKABLE_STATUSES = ("candidate", "accepted", "sent", "fixed")
+
+
+def linkable_problems(session) -> list[Problem]:
+    """Problems a ticket can still be linked to, newest activity first (the ticket page's list: no counts,
+    which would aggregate every link on each page view)."""
+    return list(session.scalars(select(Problem).where(Problem.status.in_(LINKABLE_STATUSES))
+                                .order_by(Problem.updated_at.desc(), Problem.id.desc())))
+
+
 # -- evidence pack ---------------------------------------------------------------------------
 def evidence(session, problem_id: int) -> dict:
     """Counts by week and role, top organisations (codes only), 3–5 scrubbed examples."""

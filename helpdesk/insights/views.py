@@ -370,7 +370,7 @@ def _known_problems():
         return service.problems_for_ticket(db.session, ticket_id)
 
     def open_problems():
-        return [p for p, _n in service.list_problems(db.session) if p.status in ("candidate", "accepted", "sent", "fixed")]
+        return service.linkable_problems(db.session)
 
     return {"known_problems_for": known_problems_for, "insights_open_problems": open_problems}
 

@@ -236,7 +236,9 @@ def _fill_choices(ticket: Ticket, reply=None, fields=None):
         reply.macro.choices = [("", _("（使わない）"))] + [(str(m.id), m.title) for m in macros.active_macros(db.session)]
         reply.status_after.choices = [("", _("（変更しない）"))] + statuses
     if fields is not None:
-        fields.category.choices = [("", _("（未分類）"))] + [(c.code, _category_label(c)) for c in _categories()]
+        from flask_babel import get_locale
+
+        fields.category.choices = [("", _("（未分類）"))] + service.category_choices(db.session, str(get_locale() or "ja"))
         fields.status.choices = statuses
         fields.assignee.choices = [("", _("（未割当）"))] + [(str(u.id), u.name) for u in _staff_users()]
 

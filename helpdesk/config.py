@@ -73,7 +73,7 @@ def load(instance_path: str) -> dict:
         "TICKET_REOPEN_DAYS": _int("TICKET_REOPEN_DAYS", 14),
         "TICKET_AUTOCLOSE_DAYS": _int("TICKET_AUTOCLOSE_DAYS", 7),
         "WTF_CSRF_TIME_LIMIT": None,
-        # Categories, SLA policies/calendar and webhook subscriptions are cached per process this long
+        # Categories, SLA policies/calendar, webhook subscriptions and API tokens are cached per process this long
         # (a change made in this process applies at once; in other processes within this many seconds).
         "LOOKUP_CACHE_SECONDS": float(os.environ.get("LOOKUP_CACHE_SECONDS", "5")),
         "MANUALS_DIR": os.environ.get("MANUALS_DIR") or str(Path(__file__).resolve().parent.parent / "manuals"),

@@ -127,17 +127,16 @@ def enqueue_batch(items: list[tuple[Callable | str, tuple, str]],
     In-process (no Redis) they run one after the other, as `enqueue` would. A failed enqueue is
     logged and left to the sweepers, never raised.
     """
-    batches = batches or []
-    if not items and not batches:
+    lanes: dict[tuple[str, str, int], list[int]] = {}
+    for func, item, queue, lane in batches or ():
+        lanes.setdefault((func, queue, lane), []).append(item)
+    if not items and not lanes:
         return True
     app = current_app._get_current_object()
     if not (app.config.get("RQ_ASYNC") and app.config.get("REDIS_URL")):
         for func, args, queue in items:
             enqueue(func, *args, queue=queue)
-        grouped: dict[tuple[str, str], list[int]] = {}
-        for func, item, queue, _lane in batches:
-            grouped.setdefault((func, queue), []).append(item)
-        for (func, queue), group in grouped.items():
+        for (func, queue, _lane), group in lanes.items():
             enqueue(func, group, queue=queue)
         return True
     from rq import Queue
@@ -149,9 +148,6 @@ def enqueue_batch(items: list[tuple[Callable | str, tuple, str]],
             by_queue.setdefault(queue, []).append(Queue.prepare_data(_path(func), args=args, timeout=300))
         kicks: list[tuple[str, str, int]] = []
         with connection.pipeline() as pipe:
-            lanes: dict[tuple[str, str, int], list[int]] = {}
-            for func, item, queue, lane in batches:
-                lanes.setdefault((func, queue, lane), []).append(item)
             for (func, queue, lane), group in lanes.items():
                 items_key, kick_key = _batch_keys(func, lane)
                 pipe.rpush(items_key, *group)
@@ -172,7 +168,7 @@ def enqueue_batch(items: list[tuple[Callable | str, tuple, str]],
         return True
     except Exception as exc:  # redis down: the sweepers re-enqueue from the database
         logger.warning("enqueue of %d jobs / %d batch items failed (%s); left for the sweepers",
-                       len(items), len(batches), exc)
+                       len(items), sum(map(len, lanes.values())), exc)
         return False
 
 

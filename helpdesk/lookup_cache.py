@@ -1,8 +1,8 @@
-"""Per-process caches for small, rarely changed lookup tables read on every ticket creation.
+"""Per-process caches for small, rarely changed lookup tables read on every request that creates a ticket.
 
-Categories, SLA policies and the desk calendar, and webhook subscriptions are read by each new
-ticket; reading them from the database every time costs one round trip each (about a third of a
-creation's work). A `LookupCache` keeps what a loader returned for `LOOKUP_CACHE_SECONDS` (5 s by
+Categories, SLA policies and the desk calendar, webhook subscriptions, and the API token with its user
+and organisation are read by each new ticket; reading them from the database every time costs one
+round trip each (about a third of a creation's work). A `LookupCache` keeps what a loader returned for `LOOKUP_CACHE_SECONDS` (5 s by
 default, 0 disables it) and forgets it at once when this process commits a change to one of the
 watched models. Another process sees a change within the TTL: a new SLA policy or webhook
 subscription applies to tickets created from a few seconds after it was saved.

@@ -44,18 +44,14 @@ def parse_limit(text: str) -> tuple[int, int]:
     return int(amount_text), count * _UNITS[unit]
 
 
-def _redis(url: str):
-    from helpdesk.jobs import redis_connection
-
-    return redis_connection(url)
-
-
 def _count(key: str, window: int) -> int | None:
     """This window's count including this request; None when the store is unreachable."""
     uri = current_app.config.get("RATELIMIT_STORAGE_URI") or "memory://"
     if uri.startswith(("redis://", "rediss://", "unix://")):
         try:
-            pipe = _redis(uri).pipeline(transaction=False)
+            from helpdesk.jobs import redis_connection
+
+            pipe = redis_connection(uri).pipeline(transaction=False)
             pipe.incr(key)
             pipe.expire(key, window + 5)
             return int(pipe.execute()[0])

@@ -133,8 +133,12 @@ def authenticate_token(session, plaintext: str, now: dt.datetime | None = None) 
 _TOKENS = LookupCache("api-tokens", lambda: (ApiToken, User, Organisation))
 
 
+def _token_query(session, token_hash: str) -> ApiToken | None:
+    return session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+
+
 def _load_token(session, token_hash: str):
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+    token = _token_query(session, token_hash)
     if token is None:
         return None
     user = token.user
@@ -145,7 +149,7 @@ def _load_token(session, token_hash: str):
 
 def _token_by_hash(session, token_hash: str) -> ApiToken | None:
     if ttl_seconds() <= 0:
-        return session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+        return _token_query(session, token_hash)
     rows = _TOKENS.get(session, token_hash, lambda: _load_token(session, token_hash), keep_none=False)
     if rows is None:
         return None
@@ -296,7 +300,6 @@ def queue_event(session, event: str, data: dict, *, key: str, ticket_id: int | N
     `key` identifies the occurrence (e.g. the TicketEvent id) so a repeat queues nothing.
     Returns how many deliveries were queued.
     """
-    from helpdesk import jobs
     from helpdesk.notify.service import queue_webhook
 
     count = 0
@@ -307,11 +310,7 @@ def queue_event(session, event: str, data: dict, *, key: str, ticket_id: int | N
         row = queue_webhook(session, url=sub.url, payload=payload, purpose=f"webhook:{event}",
                             secret_ref=sub.secret_ref, object_ref=f"subscription:{sub.id}", ticket_id=ticket_id,
                             dedupe_key=f"wh:{sub.id}:{event}:{key}"[:200])
-        if row is not None:
-            # queue_webhook also enqueues helpdesk.notify.jobs.deliver, which hands webhook rows to the same
-            # sender; our own job makes delivery independent of it. The sender claims the row with a lease,
-            # so whichever job comes first delivers and the other finds nothing to do.
-            jobs.enqueue_after_commit(session, "helpdesk.api.jobs.deliver_webhook", row.id, queue="notify")
+        if row is not None:  # queue_webhook hands the row to the delivery workers after the commit
             count += 1
     return count
 

@@ -10,15 +10,9 @@ from helpdesk.extensions import db
 logger = logging.getLogger(__name__)
 
 
-def assign_new_ticket(ticket_id: int) -> None:
-    """Place a new ticket in its recurring group (and link it to that group's problem)."""
-    from helpdesk.insights import service
-
-    service.assign_ticket(db.session, ticket_id)
-
-
 def assign_new_tickets(ticket_ids: list[int]) -> int:
-    """Batch form (jobs.batch_after_commit): place each new ticket; returns how many found a group."""
+    """Place new tickets in their recurring groups (and link them to the group's problem); handed over in
+    batches by jobs.batch_after_commit. Returns how many found a group."""
     from helpdesk.insights import service
 
     placed = 0

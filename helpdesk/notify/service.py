@@ -86,7 +86,6 @@ def _insert_statement(dialect: str):
 
 # --- enqueueing after the commit -------------------------------------------------------------
 
-DELIVER_JOB = "helpdesk.notify.jobs.deliver"
 DELIVER_MANY_JOB = "helpdesk.notify.jobs.deliver_many"
 #: New rows are spread over this many lists, each drained by its own job: up to 4 workers send at once.
 DELIVERY_LANES = 4

@@ -19,7 +19,7 @@ from helpdesk import audit, signals
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
 from helpdesk.common import utcnow
-from helpdesk.lookup_cache import LookupCache, attach
+from helpdesk.lookup_cache import LookupCache, attach, column_values
 from helpdesk.text import clean_input, normalize
 from helpdesk.tickets.models import (CHANNELS, OPEN_STATUSES, PRIORITIES, TIERS, TRANSITIONS, Category,
                                      Comment, FormNonce, Ticket, TicketArticle, TicketEvent, TicketLink,
@@ -136,30 +136,33 @@ def refresh_search_text(session, ticket: Ticket) -> None:
 
 
 _CATEGORIES = LookupCache("categories", lambda: (Category,))
-_CATEGORY_COLUMNS = ("id", "code", "name_ja", "name_en", "position", "active")
 
 
-def _category_rows(session) -> dict[str, tuple]:
-    rows = session.execute(select(*(getattr(Category, c) for c in _CATEGORY_COLUMNS))).all()
-    return {row.code: tuple(row) for row in rows}
+def _category_rows(session) -> dict[str, dict]:
+    """code → column values of every category (plain values: what the lookup cache keeps)."""
+    return {c.code: column_values(c) for c in session.scalars(select(Category))}
+
+
+def _cached_categories(session) -> dict[str, dict]:
+    return _CATEGORIES.get(session, "all", lambda: _category_rows(session))
 
 
 def category_choices(session, locale: str = "ja") -> list[tuple[str, str]]:
     """(code, label) of the active categories in display order, from the lookup cache."""
-    rows = sorted(_CATEGORIES.get(session, "all", lambda: _category_rows(session)).values(), key=lambda r: (r[4], r[0]))
-    return [(r[1], r[3] if locale == "en" else r[2]) for r in rows if r[5]]
+    rows = sorted(_cached_categories(session).values(), key=lambda r: (r["position"], r["id"]))
+    return [(r["code"], r["name_en"] if locale == "en" else r["name_ja"]) for r in rows if r["active"]]
 
 
 def category_by_code(session, code: str | None) -> Category | None:
     """The category with `code`, from the per-process lookup cache (no query when cached)."""
     if not code:
         return None
-    values = _CATEGORIES.get(session, "all", lambda: _category_rows(session)).get(code)
+    values = _cached_categories(session).get(code)
     if values is None:  # maybe created a moment ago in another process: ask the database
         values = _category_rows(session).get(code)
     if values is None:
         raise TicketError(f"カテゴリ「{code}」は存在しません。")
-    return attach(session, Category, dict(zip(_CATEGORY_COLUMNS, values)))
+    return attach(session, Category, values)
 
 
 # --- creation ------------------------------------------------------------------------------

@@ -171,7 +171,8 @@ GET_QUERIES = [
 ]
 
 
-def run(port: int, workers: int, threads: int, duration: float, post_clients: int, get_clients: int) -> None:
+def run(port: int, workers: int, threads: int, duration: float, post_clients: int, get_clients: int,
+        repeat: int = 1, post_only: bool = False) -> None:
     tokens = make_tokens()
     # Production shape: jobs (mail, webhooks, SLA) go to RQ on Redis, the rate limiter counts in Redis.
     env = dict(os.environ, SECRET_KEY=os.environ.get("SECRET_KEY", "bench-secret"),
@@ -205,13 +206,21 @@ def run(port: int, workers: int, threads: int, duration: float, post_clients: in
         print(f"  CPU per POST: {post['app_cpu_ms']:.1f} ms gunicorn + {post['db_cpu_ms']:.1f} ms PostgreSQL "
               f"-> at most {2000 / cost:.0f} req/s on 2 dedicated cores (load average before the run: {load:.1f})")
         if shutil.which("wrk"):
-            wrk = _wrk_post(port, tokens["requester"], duration, post_clients, master=server.pid)
-            print(f"POST /api/v1/tickets with wrk (C load generator, {post_clients} connections): "
-                  f"{wrk['rps']:.0f} req/s over {duration:.0f} s, p50 {wrk['p50']}, p90 {wrk['p90']}, "
-                  f"p99 {wrk['p99']}, {wrk['non2xx']} non-2xx  [target >= 300 req/s]")
-            print(f"  CPU per POST: {wrk['app_cpu_ms']:.1f} ms gunicorn + {wrk['db_cpu_ms']:.1f} ms PostgreSQL")
+            rates = []
+            for _ in range(repeat):
+                wrk = _wrk_post(port, tokens["requester"], duration, post_clients, master=server.pid)
+                rates.append(wrk["rps"])
+                print(f"POST /api/v1/tickets with wrk (C load generator, {post_clients} connections): "
+                      f"{wrk['rps']:.0f} req/s over {duration:.0f} s, p50 {wrk['p50']}, p90 {wrk['p90']}, "
+                      f"p99 {wrk['p99']}, {wrk['non2xx']} non-2xx  [target >= 300 req/s]")
+                print(f"  CPU per POST: {wrk['app_cpu_ms']:.1f} ms gunicorn + {wrk['db_cpu_ms']:.1f} ms PostgreSQL")
+            if repeat > 1:
+                print(f"POST with wrk, {repeat} runs: median {statistics.median(rates):.0f} req/s, "
+                      f"min {min(rates):.0f}, max {max(rates):.0f}")
         else:
             print("POST with wrk: skipped (apt-get install wrk for a load generator that takes less CPU)")
+        if post_only:
+            return
         get = _load("get", port, tokens["staff"], duration, get_clients, GET_QUERIES, master=server.pid)
         print(f"GET /api/v1/tickets?…: p50 {get['p50_ms']:.1f} ms, p95 {get['p95_ms']:.1f} ms, "
               f"p99 {get['p99_ms']:.1f} ms, {get['rps']:.0f} req/s ({get['requests']} requests, {get['errors']} errors, "
@@ -289,13 +298,16 @@ def main() -> None:
     r.add_argument("--duration", type=float, default=10)
     r.add_argument("--post-clients", type=int, default=8)
     r.add_argument("--get-clients", type=int, default=4)
+    r.add_argument("--repeat", type=int, default=1, help="repeat the wrk POST run (the figure varies by a few %%)")
+    r.add_argument("--post-only", action="store_true", help="skip the GET measurements")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgresql"):
         sys.exit("set DATABASE_URL to your PostgreSQL benchmark database")
     if args.cmd == "setup":
         setup(args.tickets, args.seed)
     else:
-        run(args.port, args.workers, args.threads, args.duration, args.post_clients, args.get_clients)
+        run(args.port, args.workers, args.threads, args.duration, args.post_clients, args.get_clients,
+            repeat=args.repeat, post_only=args.post_only)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,10 @@ def load(instance_path: str) -> dict:
         "SECRET_KEY": os.environ.get("SECRET_KEY", DEFAULT_SECRET_KEY),
         "HELPDESK_DEMO": _bool("HELPDESK_DEMO"),
         "SQLALCHEMY_DATABASE_URI": db_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
+        # Ping a pooled connection before use only after it sat idle this long (None = never ping;
+        # SQLALCHEMY_ENGINE_OPTIONS["pool_pre_ping"] = True pings on every checkout instead).
+        "DB_PING_IDLE_SECONDS": float(os.environ.get("DB_PING_IDLE_SECONDS", "2")),
         "REDIS_URL": redis_url,
         # In-process jobs unless Redis is configured (the zero-setup demo).
         "RQ_ASYNC": redis_url is not None,

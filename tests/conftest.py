@@ -30,7 +30,7 @@ def base_config(**overrides) -> dict:
         "RATELIMIT_ENABLED": False,
         "RATELIMIT_STORAGE_URI": "memory://",
         "SQLALCHEMY_DATABASE_URI": TEST_DB,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": {},  # connections pinged when idle (DB_PING_IDLE_SECONDS), as deployed
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": 9,  # nothing listens: mail only goes out in tests that start an SMTP peer
         "SESSION_COOKIE_SECURE": False,

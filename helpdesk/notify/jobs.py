@@ -24,12 +24,14 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 
 from flask import current_app
+from jinja2 import TemplateError
 from sqlalchemy import insert, select, update
 
 from helpdesk._optional import import_optional
 from helpdesk.common import utcnow
 from helpdesk.extensions import db
 from helpdesk.notify.models import DeliveryAttempt, Outbox
+from helpdesk.notify.service import render_pending
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +185,8 @@ class Outcome:
     error: str | None
     duration_ms: int
     permanent: bool = False
+    #: The body was rendered for this send (queued as a template): it is stored with the result.
+    rendered: bool = False
 
 
 def _send_one(row: Outbox, config, connection) -> tuple[Outcome, object]:
@@ -190,11 +194,13 @@ def _send_one(row: Outbox, config, connection) -> tuple[Outcome, object]:
     started = time.monotonic()
 
     def outcome(ok, code=None, error=None, permanent=False):
-        return Outcome(row, ok, code, error, int((time.monotonic() - started) * 1000), permanent)
+        return Outcome(row, ok, code, error, int((time.monotonic() - started) * 1000), permanent, rendered)
 
+    rendered = False
     try:
+        rendered = render_pending(row)
         msg = build_message(row, config)
-    except (ValueError, TypeError) as exc:  # a malformed row never gets better
+    except (ValueError, TypeError, KeyError, TemplateError) as exc:  # a malformed row never gets better
         return outcome(False, None, f"{exc.__class__.__name__}: {exc}"[:1000], True), connection
     try:
         if connection is None:
@@ -217,6 +223,10 @@ def record(session, outcomes: list[Outcome]) -> dict[int, str]:
     session.execute(insert(DeliveryAttempt), [
         {"outbox_id": o.row.id, "at": now, "ok": o.ok, "status_code": o.code, "error": o.error,
          "duration_ms": o.duration_ms} for o in outcomes])
+    bodies = [{"id": o.row.id, "body_text": o.row.body_text, "body_html": o.row.body_html}
+              for o in outcomes if o.rendered]
+    if bodies:  # what was sent stays readable in the outbox, and a retry does not render again
+        session.execute(update(Outbox), bodies)
     states: dict[int, str] = {}
     sent = [o.row.id for o in outcomes if o.ok]
     if sent:

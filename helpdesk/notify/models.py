@@ -28,8 +28,10 @@ class Outbox(db.Model):
     subject: Mapped[str | None] = mapped_column(String(500))
     body_text: Mapped[str | None] = mapped_column(Text)
     body_html: Mapped[str | None] = mapped_column(Text)
-    #: Extra headers (mail) or the JSON payload (webhook).
+    #: Extra headers (mail) or the signing-secret reference (webhook).
     headers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The JSON body (webhook), or for a mail queued as a template {"render": {template, lang, ref,
+    #: context}}: the delivery job renders body_text/body_html from it and stores them.
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: What produced it, e.g. "ticket.received", "sla.at_risk", "webhook:ticket.created", "tracker".
     purpose: Mapped[str] = mapped_column(String(60), index=True)

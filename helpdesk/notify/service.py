@@ -99,14 +99,16 @@ def enqueue_deliveries(ids: list[int]) -> bool:
                               force_drain=True)
 
 
-def queue_email(session, *, to: str, subject: str, body_text: str, body_html: str | None = None,
+def queue_email(session, *, to: str, subject: str, body_text: str | None, body_html: str | None = None,
                 purpose: str, ticket_id: int | None = None, dedupe_key: str | None = None,
-                headers: dict | None = None) -> Outbox | None:
-    """Add a mail to the outbox (same transaction as the caller's change); None if already queued."""
+                headers: dict | None = None, render: dict | None = None) -> Outbox | None:
+    """Add a mail to the outbox (same transaction as the caller's change); None if already queued.
+    `render` (from `queue_templated_mail`) names the template the delivery job renders the body from."""
     headers = dict(headers or {})
     headers.setdefault("Message-ID", new_message_id(ticket_id))
     return _queue(session, Outbox(kind="email", recipient=to, subject=subject, body_text=body_text,
                                   body_html=body_html, purpose=purpose, ticket_id=ticket_id,
+                                  payload={"render": render} if render else None,
                                   dedupe_key=dedupe_key, headers=headers, state="pending", attempts=0,
                                   next_attempt_at=utcnow()))
 
@@ -159,18 +161,52 @@ def _url(path: str) -> str:
     return base + path
 
 
-def render_mail(kind: str, template: str, lang: str, ref: str | None, **context) -> tuple[str, str, str]:
-    """(subject, text, html) of a mail in `lang` ("ja" | "en"); the HTML repeats the text, escaped."""
-    lang = lang if lang in ("ja", "en") else "ja"
+def _lang(lang: str | None) -> str:
+    return lang if lang in ("ja", "en") else "ja"
+
+
+def mail_subject(kind: str, lang: str, ref: str | None, suffix: str | None = None) -> str:
+    """"[HD-000123] We received your request: <suffix>" in `lang`, at most 480 characters."""
+    lang = _lang(lang)
+    return ((f"[{ref}] " if ref else "") + SUBJECTS[kind][lang] + (f": {suffix}" if suffix else ""))[:480]
+
+
+def render_body(template: str, lang: str, ref: str | None, subject: str, context: dict) -> tuple[str, str]:
+    """(text, html) of a mail in `lang`; the HTML repeats the text, escaped, with one action button."""
+    lang = _lang(lang)
     with force_locale(lang):
         text = render_template(f"notify/mail/{template}.{lang}.txt", ref=ref, **context).strip() + "\n"
-        title = SUBJECTS[kind][lang]
-        extra = context.get("subject_suffix")
-        subject = (f"[{ref}] " if ref else "") + title + (f": {extra}" if extra else "")
         paragraphs = [[line for line in block.split("\n")] for block in re.split(r"\n\s*\n", text.strip())]
         html = render_template("notify/mail/layout.html", lang=lang, subject=subject, paragraphs=paragraphs,
                                action_url=context.get("action_url"), action_label=ACTION_LABELS[lang])
-    return subject[:480], text, html
+    return text, html
+
+
+def render_pending(row: Outbox) -> bool:
+    """Fill in the body of a mail queued with `queue_templated_mail` (the delivery job calls this just
+    before sending); False when the row needed nothing. Raises on a broken template or context."""
+    spec = (row.payload or {}).get("render") if row.kind == "email" and row.body_text is None else None
+    if not spec:
+        return False
+    row.body_text, row.body_html = render_body(spec["template"], spec["lang"], spec.get("ref"), row.subject or "",
+                                               spec["context"])
+    return True
+
+
+def queue_templated_mail(session, *, to: str, kind: str, template: str, lang: str, ref: str | None,
+                         context: dict, purpose: str, ticket_id: int | None = None, dedupe_key: str | None = None,
+                         headers: dict | None = None) -> Outbox | None:
+    """Queue a mail rendered from `notify/mail/<template>.<lang>.txt` when it is delivered, not now.
+
+    The row (recipient, subject, the template's name and its JSON context) is written in the caller's
+    transaction as always — nothing is lost if the process dies — but the Jinja rendering, the costly
+    part, happens in the delivery job, off the request that caused the mail.
+    """
+    lang = _lang(lang)
+    subject = mail_subject(kind, lang, ref, context.get("subject_suffix"))
+    return queue_email(session, to=to, subject=subject, body_text=None, purpose=purpose, ticket_id=ticket_id,
+                       dedupe_key=dedupe_key, headers=headers,
+                       render={"template": template, "lang": lang, "ref": ref, "context": context})
 
 
 def _deliverable(user) -> bool:
@@ -185,17 +221,16 @@ def _ticket_headers(ticket, lang: str = "ja") -> dict:
 
 def queue_ticket_mail(session, ticket, user, kind: str, template: str | None = None, *, dedupe_key: str,
                       purpose: str | None = None, action_path: str | None = None, **context) -> Outbox | None:
-    """Render a ticket mail in the user's language and queue it (no-op for undeliverable users)."""
+    """Queue a ticket mail in the user's language (no-op for undeliverable users); rendered on delivery."""
     if user is None or not _deliverable(user):
         return None
-    path = action_path or f"/tickets/{ticket.ref}"
-    subject_suffix = (ticket.subject or "")[:120]
-    subject, text, html = render_mail(kind, template or kind, user.locale, ticket.ref, name=user.name,
-                                      subject=ticket.subject, url=_url(path), action_url=_url(path),
-                                      subject_suffix=subject_suffix, **context)
-    return queue_email(session, to=user.email, subject=subject, body_text=text, body_html=html,
-                       purpose=purpose or f"ticket.{kind}", ticket_id=ticket.id, dedupe_key=dedupe_key,
-                       headers=_ticket_headers(ticket, user.locale))
+    url = _url(action_path or f"/tickets/{ticket.ref}")
+    context = dict(name=user.name, subject=ticket.subject, url=url, action_url=url,
+                   subject_suffix=(ticket.subject or "")[:120], **context)
+    return queue_templated_mail(session, to=user.email, kind=kind, template=template or kind, lang=user.locale,
+                                ref=ticket.ref, context=context, purpose=purpose or f"ticket.{kind}",
+                                ticket_id=ticket.id, dedupe_key=dedupe_key,
+                                headers=_ticket_headers(ticket, _lang(user.locale)))
 
 
 def _tokyo(value: dt.datetime | None) -> str:
@@ -326,14 +361,14 @@ def notify_sla(session, kind: str, ticket_ids: list[int], now: dt.datetime | Non
                    "url": _url(f"/tickets/HD-{r.id:06d}")} for r in shown]
         ref = listed[0]["ref"] if len(items) == 1 else None
         queue_path = "/agent/queue?sla=" + ("breached" if kind == "breached" else "at_risk")
-        subject, text, html = render_mail(f"sla_{kind}", "sla", user.locale, ref, name=user.name, sla_kind=kind,
-                                          count=len(items), tickets=listed, more=len(items) - len(shown),
-                                          queue_url=_url(queue_path), action_url=_url(queue_path),
-                                          subject_suffix=items[0].subject[:80] if ref else f"{len(items)}")
-        headers = _ticket_headers(session.get(Ticket, items[0].id), user.locale) if ref else {"lang": user.locale}
-        if queue_email(session, to=user.email, subject=subject, body_text=text, body_html=html,
-                       purpose=f"sla.{kind}", ticket_id=items[0].id if ref else None,
-                       dedupe_key=f"sla:{kind}:{user_id}:{digest}", headers=headers) is not None:
+        context = dict(name=user.name, sla_kind=kind, count=len(items), tickets=listed, more=len(items) - len(shown),
+                       queue_url=_url(queue_path), action_url=_url(queue_path),
+                       subject_suffix=items[0].subject[:80] if ref else f"{len(items)}")
+        lang = _lang(user.locale)
+        headers = _ticket_headers(session.get(Ticket, items[0].id), lang) if ref else {"lang": lang}
+        if queue_templated_mail(session, to=user.email, kind=f"sla_{kind}", template="sla", lang=lang, ref=ref,
+                                context=context, purpose=f"sla.{kind}", ticket_id=items[0].id if ref else None,
+                                dedupe_key=f"sla:{kind}:{user_id}:{digest}", headers=headers) is not None:
             sent += 1
     return sent
 

@@ -59,6 +59,40 @@ def test_english_template_for_english_users(db, make_user, make_org, make_ticket
     assert "reference number" in msg.get_body(("plain",)).get_content()
 
 
+def test_mail_is_rendered_on_delivery_and_stored(db, make_ticket, smtp_sink):
+    """The change's transaction writes the row with its template and JSON context, not the body; the
+    delivery job renders the body, sends it and keeps it on the row."""
+    ticket = make_ticket(subject="接種記録が保存できません")
+    service.queue_ticket_mail(db.session, ticket, ticket.requester, "pending_reminder", dedupe_key="t:test",
+                              action_path=f"/portal/tickets/{ticket.ref}")
+    row = db.session.scalar(select(Outbox).where(Outbox.dedupe_key == "t:test"))
+    assert row.state == "pending" and row.body_text is None and row.body_html is None  # before the commit
+    spec = row.payload["render"]
+    assert spec["template"] == "pending_reminder" and spec["lang"] == "ja" and spec["ref"] == ticket.ref
+    assert spec["context"]["subject"] == "接種記録が保存できません"
+    assert row.subject == f"[{ticket.ref}] ご返信のお願い: 接種記録が保存できません"
+    db.session.commit()  # the delivery job runs after the commit
+    [row] = _rows(db, ticket.id, "ticket.pending_reminder")
+    assert row.state == "sent"
+    [msg] = [m for m in smtp_sink.messages if m["Subject"] == row.subject]
+    plain = msg.get_body(("plain",)).get_content()
+    assert ticket.ref in plain and f"/portal/tickets/{ticket.ref}" in plain
+    assert row.body_text.strip() == plain.strip()
+    assert "<p" in row.body_html and ticket.ref in row.body_html
+
+
+def test_mail_whose_template_cannot_render_fails_for_good(db, make_ticket, smtp_sink):
+    ticket = make_ticket()
+    row = service.queue_templated_mail(db.session, to="someone@example.jp", kind="ticket_received",
+                                       template="no_such_template", lang="ja", ref=ticket.ref, context={},
+                                       purpose="test.broken", ticket_id=ticket.id)
+    db.session.commit()
+    [row] = _rows(db, ticket.id, "test.broken")
+    assert row.state == "failed" and row.attempts == 1  # retrying a missing template would never help
+    assert "no_such_template" in row.last_error and row.body_text is None
+    assert not [m for m in smtp_sink.messages if m["To"] == "someone@example.jp"]
+
+
 def test_refused_connection_is_retried_and_delivered_when_server_returns(db, make_ticket, mail_port):
     ticket = make_ticket()
     [row] = _rows(db, ticket.id, "ticket.ticket_received")

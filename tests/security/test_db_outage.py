@@ -87,16 +87,26 @@ class _Proxy:
         self.sockets.clear()
 
 
-@pytest.mark.skipif(not TEST_DB.startswith("postgresql"), reason="needs PostgreSQL (HELPDESK_TEST_DATABASE_URL)")
-def test_outage_then_recovery_without_restart():
+def _app_behind(proxy, url, **config):
     from helpdesk import create_app
 
+    return create_app(base_config(
+        SQLALCHEMY_DATABASE_URI=url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+        SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 2}, **config.pop("engine", {})},
+        REDIS_URL=None, **config))
+
+
+needs_postgres = pytest.mark.skipif(not TEST_DB.startswith("postgresql"),
+                                    reason="needs PostgreSQL (HELPDESK_TEST_DATABASE_URL)")
+
+
+@needs_postgres
+@pytest.mark.parametrize("ping", ["every checkout", "when idle (default)"])
+def test_outage_then_recovery_without_restart(ping):
     url = make_url(TEST_DB)
     proxy = _Proxy((url.host or "127.0.0.1", url.port or 5432))
     proxy.start()
-    app = create_app(base_config(
-        SQLALCHEMY_DATABASE_URI=url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "connect_args": {"connect_timeout": 2}}, REDIS_URL=None))
+    app = _app_behind(proxy, url, engine={"pool_pre_ping": True} if ping == "every checkout" else {})
     client = app.test_client()
     try:
         assert client.get("/healthz").status_code == 200
@@ -109,6 +119,31 @@ def test_outage_then_recovery_without_restart():
         proxy.start()  # back up: the same app serves again, no restart needed
         assert client.get("/healthz").status_code == 200
         assert client.post("/login", data=unknown).status_code == 401
+    finally:
+        proxy.stop()
+        with app.app_context():
+            from helpdesk.extensions import db
+
+            db.engine.dispose()
+
+
+@needs_postgres
+@pytest.mark.parametrize("idle_seconds, first_answer", [(0.0, 200), (3600.0, 503)])
+def test_connection_that_died_while_idle_is_replaced_before_use(idle_seconds, first_answer):
+    """A pooled connection idle longer than DB_PING_IDLE_SECONDS is pinged before use: one the database
+    dropped meanwhile is replaced and the request never notices. Without the ping (idle shorter than the
+    threshold) the request that meets the dead connection gets 503, and the pool is renewed after it."""
+    url = make_url(TEST_DB)
+    proxy = _Proxy((url.host or "127.0.0.1", url.port or 5432))
+    proxy.start()
+    app = _app_behind(proxy, url, DB_PING_IDLE_SECONDS=idle_seconds)
+    client = app.test_client()
+    try:
+        assert client.get("/healthz").status_code == 200  # one pooled connection, now idle
+        proxy.stop()
+        proxy.start()  # the database restarted while nobody used the connection
+        assert client.get("/healthz").status_code == first_answer
+        assert client.get("/healthz").status_code == 200
     finally:
         proxy.stop()
         with app.app_context():

@@ -24,8 +24,11 @@ class Actor:
 
 def record(session, actor: Actor, action: str, object_type: str, object_id: Any = None,
            detail: dict | None = None, summary: str | None = None):
-    """Add an audit row to the session; the caller's commit makes it durable with the change."""
+    """Write an audit row in the session's transaction; the caller's commit makes it durable with the
+    change, a rollback takes it away with the change. Inserted at once without the unit of work (audit
+    rows are append-only; the actor is an existing user, so no pending row has to go first)."""
     from helpdesk.accounts.models import AuditLog  # late: accounts imports this module
+    from helpdesk.common import insert_now
 
     row = AuditLog(
         actor_id=actor.user_id,
@@ -37,5 +40,4 @@ def record(session, actor: Actor, action: str, object_type: str, object_id: Any 
         detail=detail,
         summary=summary,
     )
-    session.add(row)
-    return row
+    return insert_now(session, row)

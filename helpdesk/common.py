@@ -68,3 +68,37 @@ def csv_safe(value) -> str:
     if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + text
     return text
+
+
+_INSERT_PLANS: dict[type, tuple] = {}
+
+
+def insert_now(session, obj):
+    """INSERT a new ORM object's row at once: one precompiled Core statement on the session's connection.
+
+    For append-only rows written on hot paths (a ticket's "created" event, its SLA clock, audit rows):
+    the unit of work costs about three times the statement itself. The row is in the session's
+    transaction (committed or rolled back with it); the object is *not* added to the session — it
+    keeps the values it was built with plus its new primary key, so it can be handed to signal
+    receivers, and a later query in the same transaction finds the row. Unset columns get their
+    column defaults. Do not use it for rows this request modifies afterwards.
+    """
+    cls = type(obj)
+    plan = _INSERT_PLANS.get(cls)
+    if plan is None:
+        from sqlalchemy import insert
+
+        mapper = cls.__mapper__
+        table = mapper.local_table
+        attrs = [(attr.key, attr.columns[0].key) for attr in mapper.column_attrs]
+        serial = table.autoincrement_column  # e.g. an integer id the database numbers
+        stmt = insert(table).returning(serial) if serial is not None else insert(table)
+        plan = _INSERT_PLANS[cls] = (stmt, attrs, mapper.get_property_by_column(serial).key if serial is not None
+                                     else None)
+    stmt, attrs, serial_key = plan
+    state = obj.__dict__
+    values = {column: state[key] for key, column in attrs if key in state and key != serial_key}
+    result = session.connection().execute(stmt, values)
+    if serial_key is not None:
+        setattr(obj, serial_key, result.scalar_one())
+    return obj

@@ -15,7 +15,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 
 from helpdesk import audit
 from helpdesk.audit import Actor
-from helpdesk.common import TOKYO, utcnow
+from helpdesk.common import TOKYO, insert_now, utcnow
 from helpdesk.lookup_cache import LookupCache
 from helpdesk.sla.calendar import BusinessCalendar, default_hours
 from helpdesk.sla.models import ClosedDay, DeskSettings, SlaClock, SlaPolicy
@@ -337,7 +337,7 @@ def on_ticket_created(session, ticket: Ticket, actor: Actor | None = None, at: d
     if clock is not None:
         delattr(ticket, _PENDING_CLOCK)
         clock.ticket_id = ticket.id
-        session.add(clock)
+        insert_now(session, clock)  # a later change in this transaction reads it back (session.get)
         return
     apply_sla(session, ticket, at or ticket.created_at, known_new=True)
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from helpdesk import audit, signals
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
-from helpdesk.common import utcnow
+from helpdesk.common import insert_now, utcnow
 from helpdesk.lookup_cache import LookupCache, attach, column_values
 from helpdesk.text import clean_input, normalize
 from helpdesk.tickets.models import (CHANNELS, OPEN_STATUSES, PRIORITIES, TIERS, TRANSITIONS, Category,
@@ -100,15 +100,18 @@ def get_visible(session, user: User, ref_or_id: str | int) -> Ticket:
 
 # --- helpers -------------------------------------------------------------------------------
 
+def _new_event(ticket: Ticket, actor: Actor, kind: str, before=None, after=None, detail: dict | None = None,
+               at: dt.datetime | None = None) -> TicketEvent:
+    return TicketEvent(ticket_id=ticket.id, actor_id=actor.user_id, actor_label=actor.label, kind=kind,
+                       before=None if before is None else str(before),
+                       after=None if after is None else str(after), detail=detail, at=at or utcnow())
+
+
 def _event(session, ticket: Ticket, actor: Actor, kind: str, before=None, after=None,
-           detail: dict | None = None, emit: bool = True, at: dt.datetime | None = None,
-           flush: bool = True) -> TicketEvent:
-    ev = TicketEvent(ticket_id=ticket.id, actor_id=actor.user_id, actor_label=actor.label, kind=kind,
-                     before=None if before is None else str(before),
-                     after=None if after is None else str(after), detail=detail, at=at or utcnow())
+           detail: dict | None = None, emit: bool = True, at: dt.datetime | None = None) -> TicketEvent:
+    ev = _new_event(ticket, actor, kind, before, after, detail, at)
     session.add(ev)
-    if flush:
-        session.flush()
+    session.flush()
     if emit:
         signals.ticket_changed.send(session, ticket=ticket, actor=actor, event=ev)
     return ev
@@ -217,8 +220,6 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
         # The primary key on form_nonces makes two concurrent posts of one form create one ticket:
         # the loser's transaction (with its ticket) is rolled back.
         session.add(FormNonce(nonce=nonce, ticket_id=ticket.id, created_at=now))
-    ev = _event(session, ticket, actor, "created", after=channel, emit=False, at=now, flush=False)
-    if nonce:
         try:
             session.flush()  # the nonce's primary key decides now, before anything else is queued
         except IntegrityError:
@@ -227,6 +228,8 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
             if existing is not None:
                 raise DuplicateSubmission(existing.ticket_id)
             raise
+    # Append-only and never changed in this request: inserted directly, without the unit of work.
+    ev = insert_now(session, _new_event(ticket, actor, "created", after=channel, at=now))
     signals.ticket_created.send(session, ticket=ticket, actor=actor, event=ev)
     if resolved_on_call:
         ticket.resolved_on_first_contact = True

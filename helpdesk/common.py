@@ -70,21 +70,27 @@ def csv_safe(value) -> str:
     return text
 
 
-_INSERT_PLANS: dict[type, tuple] = {}
+_INSERT_PLANS: dict[tuple[type, bool], tuple] = {}
 
 
-def insert_now(session, obj):
+def insert_now(session, obj, *, attach: bool = False):
     """INSERT a new ORM object's row at once: one precompiled Core statement on the session's connection.
 
-    For append-only rows written on hot paths (a ticket's "created" event, its SLA clock, audit rows):
-    the unit of work costs about three times the statement itself. The row is in the session's
-    transaction (committed or rolled back with it); the object is *not* added to the session — it
-    keeps the values it was built with plus its new primary key, so it can be handed to signal
-    receivers, and a later query in the same transaction finds the row. Unset columns get their
-    column defaults. Do not use it for rows this request modifies afterwards.
+    For rows written on hot paths (a new ticket, its "created" event and SLA clock, audit rows): the
+    unit of work costs two to three times the statement itself. The row is in the session's
+    transaction (committed or rolled back with it). Unset columns get their column defaults.
+
+    attach=False: the object is *not* added to the session — it keeps the values it was built with
+    plus its new primary key, so it can be handed to signal receivers, and a later query in the same
+    transaction finds the row. For append-only rows that nothing changes afterwards.
+
+    attach=True: every column comes back (RETURNING) into the same object, which then joins the session
+    as a clean persistent instance, as if loaded by a query — later changes to it are flushed as
+    UPDATEs as usual (the version counter included). Its attribute history is reset: related objects
+    assigned before must already be persistent, and collections must be set with `set_committed_value`.
     """
     cls = type(obj)
-    plan = _INSERT_PLANS.get(cls)
+    plan = _INSERT_PLANS.get((cls, attach))
     if plan is None:
         from sqlalchemy import insert
 
@@ -92,13 +98,25 @@ def insert_now(session, obj):
         table = mapper.local_table
         attrs = [(attr.key, attr.columns[0].key) for attr in mapper.column_attrs]
         serial = table.autoincrement_column  # e.g. an integer id the database numbers
-        stmt = insert(table).returning(serial) if serial is not None else insert(table)
-        plan = _INSERT_PLANS[cls] = (stmt, attrs, mapper.get_property_by_column(serial).key if serial is not None
-                                     else None)
-    stmt, attrs, serial_key = plan
+        if attach:
+            stmt = insert(table).returning(*[table.c[column] for _, column in attrs])
+        else:
+            stmt = insert(table).returning(serial) if serial is not None else insert(table)
+        version = mapper.version_id_col.key if mapper.version_id_col is not None else None
+        plan = _INSERT_PLANS[(cls, attach)] = (
+            stmt, attrs, mapper.get_property_by_column(serial).key if serial is not None else None, version)
+    stmt, attrs, serial_key, version_key = plan
     state = obj.__dict__
     values = {column: state[key] for key, column in attrs if key in state and key != serial_key}
+    if version_key is not None and values.get(version_key) is None:
+        values[version_key] = 1  # what the unit of work would have set
     result = session.connection().execute(stmt, values)
-    if serial_key is not None:
+    if attach:
+        from sqlalchemy.orm import make_transient_to_detached
+
+        state.update(zip([key for key, _ in attrs], result.one()))
+        make_transient_to_detached(obj)
+        session.add(obj)
+    elif serial_key is not None:
         setattr(obj, serial_key, result.scalar_one())
     return obj

@@ -14,6 +14,7 @@ from typing import Iterable
 
 from sqlalchemy import Select, delete, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from helpdesk import audit, signals
 from helpdesk.accounts.models import Organisation, User
@@ -211,11 +212,14 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
     ticket.requester = requester
     # A new ticket has no replies yet: its search text is subject + body.
     ticket.search_text = normalize(subject + "\n" + body)
-    # Assigning the list (even empty) marks the collection loaded: no query for it later in the request.
-    ticket.tags = [TicketTag(tag=tag) for tag in sorted({normalize_tag(t) for t in tags if normalize_tag(t)})]
     signals.ticket_creating.send(session, ticket=ticket, actor=actor)
-    session.add(ticket)
-    session.flush()
+    # One INSERT … RETURNING; the ticket then joins the session as if loaded (changes later in this
+    # request are ordinary UPDATEs). Its tags are inserted the same way; setting the collection (even
+    # empty) as loaded spares a query for it later in the request.
+    insert_now(session, ticket, attach=True)
+    set_committed_value(ticket, "tags", [
+        insert_now(session, TicketTag(ticket_id=ticket.id, tag=tag), attach=True)
+        for tag in sorted({normalize_tag(t) for t in tags if normalize_tag(t)})])
     if nonce:
         # The primary key on form_nonces makes two concurrent posts of one form create one ticket:
         # the loser's transaction (with its ticket) is rolled back.

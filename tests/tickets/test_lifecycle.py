@@ -15,6 +15,38 @@ def test_reference_and_created_event(db, make_ticket):
     assert ticket.role == "clinic"
 
 
+def test_new_ticket_is_a_loaded_session_object_and_later_changes_are_versioned_updates(db, make_org, make_user,
+                                                                                      agent):
+    """create_ticket inserts the ticket (and its tags) with one statement each and puts the object in
+    the session as if loaded: tags, requester and organisation come without a query, a change in the same
+    transaction is an UPDATE that bumps the version, and a rollback leaves nothing behind."""
+    from sqlalchemy import event, inspect
+
+    org = make_org()
+    user = make_user(org=org)
+    ticket = service.create_ticket(db.session, actor=Actor.for_user(user), subject="在庫が表示されない",
+                                   requester_id=user.id, tags=["在庫", "画面", "在庫"], commit=False)
+    state = inspect(ticket)
+    assert state.persistent and not state.modified and ticket in db.session
+    assert ticket.version == 1 and ticket.status == "new" and ticket.search_text
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        assert sorted(t.tag for t in ticket.tags) == ["在庫", "画面"]
+        assert ticket.requester.id == user.id and ticket.organisation.id == org.id
+        assert statements == []  # all of it already in the session
+        service.assign(db.session, ticket.id, agent.id, Actor.system("test"), commit=False)
+        assert any(s.lstrip().upper().startswith("UPDATE TICKETS") for s in statements)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert ticket.version == 2 and ticket.assignee_id == agent.id
+    ticket_id = ticket.id
+    db.session.rollback()
+    assert db.session.get(Ticket, ticket_id) is None
+    assert db.session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id)).all() == []
+
+
 def test_allowed_and_refused_transitions(db, make_ticket, agent):
     ticket = make_ticket()
     actor = Actor.for_user(agent)

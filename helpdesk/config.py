@@ -19,6 +19,19 @@ def _int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _seconds(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise RuntimeError(f"{name} must be a number of seconds (0 or more), not {value!r}.")
+    return seconds
+
+
 def _list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -38,7 +51,7 @@ def load(instance_path: str) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {},
         # Ping a pooled connection before use only after it sat idle this long (None = never ping;
         # SQLALCHEMY_ENGINE_OPTIONS["pool_pre_ping"] = True pings on every checkout instead).
-        "DB_PING_IDLE_SECONDS": float(os.environ.get("DB_PING_IDLE_SECONDS", "2")),
+        "DB_PING_IDLE_SECONDS": _seconds("DB_PING_IDLE_SECONDS", 2.0),
         "REDIS_URL": redis_url,
         # In-process jobs unless Redis is configured (the zero-setup demo).
         "RQ_ASYNC": redis_url is not None,
@@ -78,7 +91,7 @@ def load(instance_path: str) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         # Categories, SLA policies/calendar, webhook subscriptions and API tokens are cached per process this long
         # (a change made in this process applies at once; in other processes within this many seconds).
-        "LOOKUP_CACHE_SECONDS": float(os.environ.get("LOOKUP_CACHE_SECONDS", "5")),
+        "LOOKUP_CACHE_SECONDS": _seconds("LOOKUP_CACHE_SECONDS", 5.0),
         "MANUALS_DIR": os.environ.get("MANUALS_DIR") or str(Path(__file__).resolve().parent.parent / "manuals"),
     }
 

@@ -269,3 +269,14 @@ def test_locked_user_still_gets_the_generic_message(client, db, make_user):
     assert service.LOGIN_FAILED in response.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(User, user.id).last_login_at is None
+
+
+@pytest.mark.parametrize("value", ["two", "-1", "nan"])
+def test_bad_seconds_setting_is_refused_with_its_name(monkeypatch, tmp_path, value):
+    from helpdesk import config
+
+    monkeypatch.setenv("DB_PING_IDLE_SECONDS", value)
+    with pytest.raises(RuntimeError, match="DB_PING_IDLE_SECONDS must be a number of seconds"):
+        config.load(str(tmp_path))
+    monkeypatch.setenv("DB_PING_IDLE_SECONDS", "0.5")
+    assert config.load(str(tmp_path))["DB_PING_IDLE_SECONDS"] == 0.5

@@ -55,7 +55,9 @@ def _check_input() -> None:
 
 
 def _session_timeouts() -> None:
-    if not current_user.is_authenticated:
+    # No signed-in session (API calls with a bearer token, public pages): nothing to time out, and no
+    # need to load the user.
+    if "_user_id" not in session or not current_user.is_authenticated:
         return
     now = dt.datetime.now(dt.timezone.utc).timestamp()
     started = session.get("login_at", now)

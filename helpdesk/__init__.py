@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import Flask, request, session
+from flask import Flask, session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from helpdesk import config as config_module

@@ -104,8 +104,9 @@ def insert_now(session, obj, *, attach: bool = False):
             stmt = insert(table).returning(serial) if serial is not None else insert(table)
         version = mapper.version_id_col.key if mapper.version_id_col is not None else None
         plan = _INSERT_PLANS[(cls, attach)] = (
-            stmt, attrs, mapper.get_property_by_column(serial).key if serial is not None else None, version)
-    stmt, attrs, serial_key, version_key = plan
+            stmt, attrs, [key for key, _ in attrs],
+            mapper.get_property_by_column(serial).key if serial is not None else None, version)
+    stmt, attrs, keys, serial_key, version_key = plan
     state = obj.__dict__
     values = {column: state[key] for key, column in attrs if key in state and key != serial_key}
     if version_key is not None and values.get(version_key) is None:
@@ -114,7 +115,7 @@ def insert_now(session, obj, *, attach: bool = False):
     if attach:
         from sqlalchemy.orm import make_transient_to_detached
 
-        state.update(zip([key for key, _ in attrs], result.one()))
+        state.update(zip(keys, result.one()))
         make_transient_to_detached(obj)
         session.add(obj)
     elif serial_key is not None:

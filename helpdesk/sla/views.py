@@ -7,7 +7,6 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from helpdesk.audit import Actor
 from helpdesk.auth import supervisor_required
@@ -64,12 +63,10 @@ def closed_day_delete(closed_day_id: int):
 
 def _policy_choices(form: forms.PolicyForm) -> None:
     from helpdesk.templating import ROLE_LABELS
-    from helpdesk.tickets.models import Category
+    from helpdesk.tickets.service import category_choices
 
     form.role.choices = [("", _("すべて"))] + [(k, str(ROLE_LABELS[k])) for k in ("municipality", "clinic", "wholesaler")]
-    cats = db.session.scalars(select(Category).where(Category.active.is_(True)).order_by(Category.position)).all()
-    form.category.choices = [("", _("すべて"))] + [(c.code, c.label(str(get_locale() or "ja")))
-                                                  for c in cats]
+    form.category.choices = [("", _("すべて"))] + category_choices(db.session, str(get_locale() or "ja"))
 
 
 @bp.route("/sla/policies", methods=["GET", "POST"])

@@ -14,7 +14,6 @@ from flask import abort, current_app, flash, jsonify, redirect, render_template,
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup, escape
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from helpdesk import audit
@@ -27,7 +26,7 @@ from helpdesk.security import client_ip
 from helpdesk.text import clean_input
 from helpdesk.tickets import bp, service
 from helpdesk.tickets.contacts import ContactError, create_contact, find_organisation, search_contacts
-from helpdesk.tickets.models import Category, FormNonce, Ticket
+from helpdesk.tickets.models import FormNonce, Ticket
 from helpdesk.tickets.portal_forms import AppendCallForm, IntakeForm, new_nonce
 
 logger = logging.getLogger(__name__)
@@ -163,9 +162,7 @@ def _actor() -> Actor:
 def _category_choices():
     from flask_babel import get_locale
 
-    locale = str(get_locale() or "ja")
-    rows = db.session.scalars(select(Category).where(Category.active.is_(True)).order_by(Category.position))
-    return [("", _("（未分類）"))] + [(c.code, c.label(locale)) for c in rows]
+    return [("", _("（未分類）"))] + service.category_choices(db.session, str(get_locale() or "ja"))
 
 
 def _static_exists(name: str) -> bool:

@@ -45,6 +45,11 @@ def parse_ref(ref: str) -> int | None:
     return value if 0 < value < 2**31 else None  # ids are 32-bit integers
 
 
+def category_label(name_ja: str, name_en: str, locale: str = "ja") -> str:
+    """A category's name in the UI language (English only when the UI is in English)."""
+    return name_en if locale == "en" else name_ja
+
+
 class Category(db.Model):
     __tablename__ = "categories"
 
@@ -56,7 +61,7 @@ class Category(db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     def label(self, locale: str = "ja") -> str:
-        return self.name_en if locale == "en" else self.name_ja
+        return category_label(self.name_ja, self.name_en, locale)
 
     def __repr__(self) -> str:
         return f"<Category {self.code}>"

@@ -29,7 +29,7 @@ from helpdesk.tickets import bp, search, service
 from helpdesk.tickets import queue as queue_mod
 from helpdesk.tickets.attachments import (MAX_FILES, check_uploads, human_size, max_bytes,
                                           store, visible_attachments)
-from helpdesk.tickets.models import OPEN_STATUSES, Category, Comment, Ticket, TicketEvent
+from helpdesk.tickets.models import OPEN_STATUSES, Comment, Ticket, TicketEvent
 from helpdesk.tickets.portal_forms import CsatForm, PortalCloseForm, PortalNewForm, PortalReplyForm, new_nonce
 
 logger = logging.getLogger(__name__)

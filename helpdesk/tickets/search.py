@@ -22,7 +22,6 @@ query on a term found in 100,000 tickets (see README "Search").
 """
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass, field
 

@@ -23,6 +23,7 @@ from helpdesk.common import insert_now, utcnow
 from helpdesk.lookup_cache import LookupCache, attach, column_values
 from helpdesk.text import clean_input, normalize
 from helpdesk.tickets.models import (CHANNELS, OPEN_STATUSES, PRIORITIES, TIERS, TRANSITIONS, Category,
+                                     category_label,
                                      Comment, FormNonce, Ticket, TicketArticle, TicketEvent, TicketLink,
                                      TicketTag, parse_ref)
 
@@ -154,7 +155,7 @@ def _cached_categories(session) -> dict[str, dict]:
 def category_choices(session, locale: str = "ja") -> list[tuple[str, str]]:
     """(code, label) of the active categories in display order, from the lookup cache."""
     rows = sorted(_cached_categories(session).values(), key=lambda r: (r["position"], r["id"]))
-    return [(r["code"], r["name_en"] if locale == "en" else r["name_ja"]) for r in rows if r["active"]]
+    return [(r["code"], category_label(r["name_ja"], r["name_en"], locale)) for r in rows if r["active"]]
 
 
 def category_by_code(session, code: str | None) -> Category | None:
@@ -240,8 +241,8 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
         _set_status(session, ticket, "resolved", actor, at=call_ended_at or now)
     if commit:
         session.commit()
-    # Otherwise the event (and what receivers added) is flushed with the caller's own rows at its commit
-    # (or by the next query): the ticket itself is already inserted and has its id.
+    # Otherwise the caller commits: ticket, tags, event and clock are already inserted; anything a receiver
+    # added to the session goes with the caller's own rows.
     return ticket
 
 

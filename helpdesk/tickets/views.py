@@ -49,10 +49,14 @@ def _staff_users():
     return [u for u in users if u.is_staff]
 
 
-def _category_label(category: Category) -> str:
+def _locale() -> str:
     from flask_babel import get_locale
 
-    return category.label(str(get_locale() or "ja"))
+    return str(get_locale() or "ja")
+
+
+def _category_label(category: Category) -> str:
+    return category.label(_locale())
 
 
 # --- queue ----------------------------------------------------------------------------------
@@ -236,9 +240,7 @@ def _fill_choices(ticket: Ticket, reply=None, fields=None):
         reply.macro.choices = [("", _("（使わない）"))] + [(str(m.id), m.title) for m in macros.active_macros(db.session)]
         reply.status_after.choices = [("", _("（変更しない）"))] + statuses
     if fields is not None:
-        from flask_babel import get_locale
-
-        fields.category.choices = [("", _("（未分類）"))] + service.category_choices(db.session, str(get_locale() or "ja"))
+        fields.category.choices = [("", _("（未分類）"))] + service.category_choices(db.session, _locale())
         fields.status.choices = statuses
         fields.assignee.choices = [("", _("（未割当）"))] + [(str(u.id), u.name) for u in _staff_users()]
 

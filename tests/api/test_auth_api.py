@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import contextmanager
 
 import pytest
 
@@ -75,29 +76,35 @@ def test_token_stored_hashed_and_last_used_throttled(db, client, make_user, make
     assert db.session.get(ApiToken, token.id).last_used_at > first - dt.timedelta(hours=1)
 
 
-def test_rate_limit_per_token(tmp_path):
-    """A second app with the limiter on (the shared test app runs without it); unknown tokens only read."""
+@contextmanager
+def _limited_client(tmp_path, **config):
+    """A test client of a second app with the rate limiters on (the shared test app runs without them).
+    Flask-Limiter (login forms) is one shared object: its switch is left as found."""
     from helpdesk import create_app
     from helpdesk.extensions import db as _db
     from helpdesk.extensions import limiter
     from tests.conftest import base_config
 
     saved = limiter.enabled
-    limited = create_app(base_config(RATELIMIT_ENABLED=True, API_RATE_LIMIT="3 per minute",
-                                     UPLOAD_FOLDER=str(tmp_path)))
+    limited = create_app(base_config(RATELIMIT_ENABLED=True, UPLOAD_FOLDER=str(tmp_path), **config))
     try:
         with limited.app_context():
             if _db.engine.dialect.name == "sqlite":
                 _db.create_all()
-        client = limited.test_client()
+        yield limited.test_client()
+    finally:
+        limiter.enabled = saved
+
+
+def test_rate_limit_per_token(tmp_path):
+    """Unknown tokens only read: each is counted in its own bucket."""
+    with _limited_client(tmp_path, API_RATE_LIMIT="3 per minute") as client:
         codes = [Api(client, "hd_unknown-one").get("/tickets").status_code for _ in range(4)]
         assert codes == [401, 401, 401, 429]
         body = problem_of(Api(client, "hd_unknown-one").get("/tickets"), 429)
         assert body["detail"]
         # Another token has its own bucket.
         assert Api(client, "hd_unknown-two").get("/tickets").status_code == 401
-    finally:
-        limiter.enabled = saved
 
 
 def test_cli_creates_token_shown_once(app, db, make_user):
@@ -117,26 +124,13 @@ def test_rate_limit_headers_and_retry_after(tmp_path):
     """The API counter itself: Redis when the run has one (shared by workers), else this process."""
     import uuid
 
-    from helpdesk import create_app
     from helpdesk.api.ratelimit import parse_limit
-    from helpdesk.extensions import db as _db
-    from tests.conftest import TEST_REDIS, base_config
+    from tests.conftest import TEST_REDIS
 
-    from helpdesk.extensions import limiter
-
-    saved = limiter.enabled  # Flask-Limiter (login forms) is one shared object: leave it as found
-    limited = create_app(base_config(RATELIMIT_ENABLED=True, API_RATE_LIMIT="2 per hour",
-                                     RATELIMIT_STORAGE_URI=TEST_REDIS or "memory://",
-                                     UPLOAD_FOLDER=str(tmp_path)))
-    try:
-        with limited.app_context():
-            if _db.engine.dialect.name == "sqlite":
-                _db.create_all()
-        client = limited.test_client()
+    with _limited_client(tmp_path, API_RATE_LIMIT="2 per hour",
+                         RATELIMIT_STORAGE_URI=TEST_REDIS or "memory://") as client:
         api = Api(client, f"hd_unknown-{uuid.uuid4().hex}")
         first, second, third = (api.get("/tickets") for _ in range(3))
-    finally:
-        limiter.enabled = saved
     assert [first.status_code, second.status_code, third.status_code] == [401, 401, 429]
     assert first.headers["X-RateLimit-Limit"] == "2"
     assert [first.headers["X-RateLimit-Remaining"], second.headers["X-RateLimit-Remaining"]] == ["1", "0"]

@@ -43,6 +43,8 @@ class Organisation(TimestampMixin, db.Model):
     #: JIS municipality code (6 digits) or clinic / wholesaler registration number.
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    #: Reading of the name in full-width katakana without spaces (caller search by sound).
+    name_kana: Mapped[str | None] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20), index=True)
     prefecture: Mapped[str | None] = mapped_column(String(10), index=True)
     #: A clinic belongs to the municipality that registered it.
@@ -66,6 +68,8 @@ class User(UserMixin, TimestampMixin, db.Model):
     #: Login id; always stored lower-cased.
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    #: Reading of the name in full-width katakana without spaces (タナカタロウ), see accounts/kana.py.
+    name_kana: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(40), index=True)
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
     #: Space-separated subset of helpdesk.common.USER_ROLES.

@@ -34,6 +34,8 @@ POSTGRES_DDL = [
     "CREATE INDEX IF NOT EXISTS ix_organisations_name_trgm ON organisations USING gin "
     "((replace(lower(name), ' ', '')) gin_trgm_ops)",
     "CREATE INDEX IF NOT EXISTS ix_organisations_code_trgm ON organisations USING gin ((lower(code)) gin_trgm_ops)",
+    "CREATE INDEX IF NOT EXISTS ix_users_name_kana_trgm ON users USING gin (name_kana gin_trgm_ops)",
+    "CREATE INDEX IF NOT EXISTS ix_organisations_name_kana_trgm ON organisations USING gin (name_kana gin_trgm_ops)",
 ]
 
 MAX_TOKENS = 4

@@ -275,3 +275,44 @@ class SavedView(db.Model):
     #: The queue's query string, e.g. "status=open&priority=P1".
     query: Mapped[str] = mapped_column(String(1000))
     position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TicketSeen(db.Model):
+    """When an agent last opened a ticket: customer activity after it marks the ticket unread."""
+
+    __tablename__ = "ticket_seen"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True,
+                                           index=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AgentShift(db.Model):
+    """Whether an agent is on shift (available for automatic assignment) — absent agents never get one."""
+
+    __tablename__ = "agent_shifts"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    on_shift: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AssignmentRule(TimestampMixin, db.Model):
+    """Automatic assignment of new tickets of a category and/or requester role to a group of agents."""
+
+    __tablename__ = "assignment_rules"
+    __table_args__ = (CheckConstraint("mode IN ('round_robin', 'least_loaded')", name="mode"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    #: None = any category / any role.
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id", ondelete="CASCADE"))
+    role: Mapped[str | None] = mapped_column(String(20))
+    mode: Mapped[str] = mapped_column(String(20), default="round_robin")
+    #: Comma-separated user ids of the agents in the group.
+    agent_ids: Mapped[str] = mapped_column(String(1000), default="")
+    #: The agent who got the previous ticket (round robin continues after them).
+    last_agent_id: Mapped[int | None] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -8,7 +8,7 @@ from urllib.parse import unquote_to_bytes
 
 from flask import Flask, abort, current_app, g, render_template, request, session
 from flask_login import current_user, logout_user
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
@@ -141,26 +141,69 @@ def init_app(app: Flask) -> None:
         code = exc.code or 500
         return _error_page(code, exc.name, messages.get(code, exc.description or ""))
 
-    @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
-    def _db_down(exc):
+    def _db_error(exc: DBAPIError):
         from helpdesk.extensions import db
 
-        logger.error("database error: %s", exc.__class__.__name__)
         try:
             db.session.rollback()
         except Exception:  # the connection itself may be gone
             pass
-        return _error_page(503, "Service Unavailable",
-                           "ただいまシステムが一時的に利用できません。しばらくしてからもう一度お試しください。")
+        if database_unavailable(exc):
+            logger.error("database unavailable: %s (route %s)", exc.__class__.__name__, request.endpoint)
+            return _error_page(503, "Service Unavailable",
+                               "ただいまシステムが一時的に利用できません。しばらくしてからもう一度お試しください。")
+        return _internal_error(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc):
         if isinstance(exc, HTTPException):
             return _http_error(exc)
-        logger.exception("unhandled error")
-        return _error_page(500, "Internal Server Error",
-                           "システムでエラーが発生しました。お手数ですが時間をおいてもう一度お試しください。")
+        return _internal_error(exc)
+
+
+#: Messages of SQLite's OperationalError that mean "busy or unreachable", not "bad statement".
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk i/o error", "database is busy")
+
+
+def database_unavailable(exc: DBAPIError) -> bool:
+    """Whether a database error means the database is gone or busy (503), not that our SQL is wrong (500).
+
+    A dropped connection (SQLAlchemy marks it ``connection_invalidated``), a refused connection and a
+    driver's InterfaceError are outages. psycopg raises OperationalError only for such conditions
+    (connection failures, admin shutdown, cancelled statements); sqlite3 also uses OperationalError for
+    "no such column" and syntax errors, so there only a locked/unopenable file counts.
+    """
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False  # ProgrammingError, DataError, IntegrityError, InternalError, NotSupportedError
+    module = type(exc.orig).__module__ if exc.orig is not None else ""
+    if module.startswith("sqlite3"):
+        return any(m in str(exc.orig).lower() for m in _SQLITE_UNAVAILABLE)
+    return True
+
+
+def _internal_error(exc: BaseException):
+    """500 page with a reference id; the log gets the traceback, the id, the route and the user id."""
+    reference = secrets.token_hex(6)
+    user_id = None
+    try:
+        if current_user and current_user.is_authenticated:
+            user_id = current_user.get_id()
+    except Exception:  # the user load itself may be what failed
+        pass
+    logger.error("unhandled error ref=%s route=%s method=%s user_id=%s: %s", reference, request.endpoint,
+                 request.method, user_id, exc.__class__.__name__, exc_info=exc)
+    from flask_babel import gettext as _
+
+    message = _("システムでエラーが発生しました。お手数ですが時間をおいてもう一度お試しください。"
+                "お問い合わせの際は参照番号 %(ref)s をお伝えください。", ref=reference)
+    if _wants_json():
+        return ({"type": "about:blank", "title": "Internal Server Error", "status": 500, "detail": message,
+                 "reference": reference}, 500, {"Content-Type": "application/problem+json"})
+    return render_template("errors/error.html", code=500, title="Internal Server Error", message=message,
+                           reference=reference), 500
 
 
 def safe_next(target: str | None) -> str | None:

@@ -212,7 +212,9 @@ def candidate_clause(column, id_column, query: SearchQuery, dialect: str, sessio
 
 def estimate_rows(session, stmt) -> float:
     """The PostgreSQL planner's row estimate for `stmt` (pg_trgm gives useful LIKE estimates)."""
-    compiled = stmt.compile(dialect=session.get_bind().dialect)
+    # render_postcompile: expanding IN parameters (status IN (…)) become plain bound parameters; without
+    # it the text would carry "(__[POSTCOMPILE_status_1])", which only the ORM's execute() expands.
+    compiled = stmt.compile(dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True})
     plan = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled),
                                                 compiled.params).scalar()
     if isinstance(plan, str):

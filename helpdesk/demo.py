@@ -117,6 +117,9 @@ def load_demo(session) -> list[tuple[str, str]]:
     session.add(User(email=email, name=name, organisation_id=by_code[org_code].id, roles="requester",
                      password_hash=password_hash, must_change_password=False, phone=phone, failed_logins=5,
                      locked_at=now - dt.timedelta(minutes=5), locked_until=None))
+    from helpdesk.accounts.kana import fill_missing
+
+    fill_missing(session)  # name readings (カナ) for the caller search
     audit.record(session, Actor.system("demo"), "demo.loaded", "database", None,
                  {"organisations": len(ORGS), "users": len(USERS) + len(INVITED) + 1})
     session.commit()
@@ -131,3 +134,27 @@ def _optional_demo_tickets():
 
     module = import_optional("helpdesk.tickets.demo")
     return getattr(module, "load_demo_tickets", None) if module else None
+
+
+def prepare_insights(session) -> dict:
+    """Compute what the product owner's pages show, so the first visit meets data, not "press 再集計".
+
+    Runs the nightly insights pass (recurring groups, trend rollup) when it has never run, and turns
+    the largest recurring group into a candidate problem when there is none yet. A second demo start
+    on the same database finds both and does nothing.
+    """
+    from helpdesk.insights import service as insights
+    from helpdesk.insights import trends
+    from helpdesk.insights.jobs import refresh_all
+    from helpdesk.insights.models import Problem
+
+    done = {"refreshed": False, "problem": None}
+    if trends.rollup_state(session) is None or not insights.list_groups(session):
+        refresh_all()
+        done["refreshed"] = True
+    if not session.scalar(select(func.count(Problem.id))):
+        groups = insights.list_groups(session)
+        if groups:
+            problem = insights.promote_group(session, groups[0].id, Actor.system("demo"))
+            done["problem"] = problem.id
+    return done

@@ -1,7 +1,8 @@
 """Bulk import of users and their organisations from a CSV file (100k lines in seconds).
 
 Columns: email,name,org_code,org_name,org_kind,prefecture,roles (header required; extra columns ignored,
-an optional `parent_code` column names a clinic's municipality). UTF-8 with or without BOM, or Shift_JIS
+an optional `parent_code` column names a clinic's municipality; optional `name_kana` / `org_name_kana` give
+the readings of the names in kana — without them the reading is guessed by the tokenizer, accounts/kana.py). UTF-8 with or without BOM, or Shift_JIS
 (cp932, as Excel writes it in Japan).
 
 The import runs in three steps: every line is validated in Python (errors are collected with their line
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 
 from helpdesk import audit
+from helpdesk.accounts import kana
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
 from helpdesk.common import ORG_KINDS, PREFECTURES, USER_ROLES, utcnow
@@ -60,6 +62,9 @@ class Line:
     prefecture: str | None
     roles: str
     parent_code: str | None
+    #: Readings (folded katakana) given in the file, or None (then guessed).
+    name_kana: str | None = None
+    org_name_kana: str | None = None
 
 
 @dataclass
@@ -207,8 +212,16 @@ def validate_row(line: int, row: dict[str, str] | None) -> tuple[Line | None, li
             roles.append(role)
     if errors:
         return None, errors
+    readings = {}
+    for key, label in (("name_kana", "氏名の読み（name_kana）"), ("org_name_kana", "組織名の読み（org_name_kana）")):
+        try:
+            readings[key] = kana.normalize_reading(_norm(row.get(key)))
+        except ValueError:
+            errors.append(f"{label}はひらがなかカタカナで入力してください: {_norm(row.get(key))[:40]}")
+    if errors:
+        return None, errors
     return Line(line, email, name, org_code, org_name, kind, prefecture, " ".join(roles or ["requester"]),
-                parent_code), []
+                parent_code, readings["name_kana"], readings["org_name_kana"]), []
 
 
 # --------------------------------------------------------------------------- writing
@@ -257,7 +270,7 @@ def _existing_orgs(session, codes: list[str]) -> dict[str, tuple]:
     found = {}
     for part in _chunks(codes):
         for row in session.execute(select(Organisation.id, Organisation.code, Organisation.name, Organisation.kind,
-                                          Organisation.prefecture, Organisation.parent_id)
+                                          Organisation.prefecture, Organisation.parent_id, Organisation.name_kana)
                                    .where(Organisation.code.in_(part))):
             found[row.code] = row
     return found
@@ -266,7 +279,8 @@ def _existing_orgs(session, codes: list[str]) -> dict[str, tuple]:
 def _existing_users(session, emails: list[str]) -> dict[str, tuple]:
     found = {}
     for part in _chunks(emails):
-        for row in session.execute(select(User.id, User.email, User.name, User.roles, User.organisation_id)
+        for row in session.execute(select(User.id, User.email, User.name, User.roles, User.organisation_id,
+                                          User.name_kana)
                                    .where(User.email.in_(part))):
             found[row.email] = row
     return found
@@ -383,13 +397,16 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
             known = existing_orgs.get(code)
             if known is None:
                 new_rows.append({"code": code, "name": item.org_name, "kind": item.org_kind,
+                                 "name_kana": item.org_name_kana or kana.guess(item.org_name),
                                  "prefecture": item.prefecture, "parent_id": parent_id,
                                  "created_at": now, "updated_at": now})
                 continue
             want = {"name": item.org_name or known.name, "prefecture": item.prefecture or known.prefecture,
                     "parent_id": parent_id if item.parent_code else known.parent_id}
-            if (want["name"], want["prefecture"], want["parent_id"]) != (known.name, known.prefecture,
-                                                                         known.parent_id):
+            want["name_kana"] = item.org_name_kana or (known.name_kana if want["name"] == known.name and known.name_kana
+                                                       else kana.guess(want["name"]))
+            if (want["name"], want["prefecture"], want["parent_id"], want["name_kana"]) != (
+                    known.name, known.prefecture, known.parent_id, known.name_kana):
                 changed.append({"id": known.id, **want, "updated_at": now})
         if not dry_run:
             bulk_insert(session, Organisation, new_rows, "code")
@@ -413,12 +430,15 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
         if known is None:
             new_users.append(item)
             continue
-        if (known.name, known.roles, known.organisation_id) == (item.name, item.roles, org_id):
+        reading = item.name_kana or (known.name_kana if known.name == item.name and known.name_kana
+                                     else kana.guess(item.name))
+        if (known.name, known.roles, known.organisation_id, known.name_kana) == (item.name, item.roles, org_id,
+                                                                                  reading):
             result.unchanged += 1
         elif "admin" in known.roles.split():
             refuse(item, f"{item.email} は管理者のアカウントのため、一括登録では変更できません（管理画面で変更してください）。")
         else:
-            changed_users.append({"id": known.id, "name": item.name, "roles": item.roles,
+            changed_users.append({"id": known.id, "name": item.name, "roles": item.roles, "name_kana": reading,
                                   "organisation_id": org_id, "updated_at": now})
     result.created, result.updated = len(new_users), len(changed_users)
 
@@ -429,7 +449,8 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
             hashes = hash_many(plain)
         result.passwords = [(u.email, u.name, u.org_code, p) for u, p in zip(new_users, plain)]
     if not dry_run:
-        rows = [{"email": u.email, "name": u.name, "organisation_id": org_ids[u.org_code], "roles": u.roles,
+        rows = [{"email": u.email, "name": u.name, "name_kana": u.name_kana or kana.guess(u.name),
+                 "organisation_id": org_ids[u.org_code], "roles": u.roles,
                  "locale": "ja", "password_hash": h, "state": "invited", "must_change_password": True,
                  "failed_logins": 0, "session_version": 1, "needs_review": False,
                  "created_at": now, "updated_at": now}

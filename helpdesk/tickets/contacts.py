@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, literal_column, or_, select, union
 
 from helpdesk import audit
+from helpdesk.accounts import kana
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
 from helpdesk.text import clean_input, normalize
@@ -63,13 +64,15 @@ class Contact:
     needs_review: bool
     state: str
     score: int
+    name_kana: str | None = None
+    organisation_name_kana: str | None = None
 
     def as_json(self) -> dict:
         return {"id": self.id, "name": self.name, "email": "" if is_placeholder_email(self.email) else self.email,
                 "phone": self.phone or "", "organisation_id": self.organisation_id,
                 "organisation_code": self.organisation_code or "", "organisation_name": self.organisation_name or "",
                 "organisation_kind": self.organisation_kind or "", "needs_review": self.needs_review,
-                "state": self.state}
+                "state": self.state, "name_kana": self.name_kana or ""}
 
 
 PLACEHOLDER_DOMAIN = "contacts.invalid"
@@ -109,6 +112,8 @@ def _token_clause(token: str):
     walking the users newest first and stopping at the limit is faster than collecting every match)."""
     parts = [_like(_squash(User.name), token), _like(User.email, token), _like(func.lower(Organisation.code), token),
              _like(_squash(Organisation.name), token)]
+    if kana.is_kana(token):
+        parts += [_like(User.name_kana, kana.fold(token)), _like(Organisation.name_kana, kana.fold(token))]
     digits = re.sub(r"\D", "", token)
     if len(digits) >= 3 and re.fullmatch(r"[\d\-+]+", token):
         parts.append(_like(_digits_sql(User.phone), digits))
@@ -125,8 +130,12 @@ def _token_ids(token: str):
     digits = re.sub(r"\D", "", token)
     if len(digits) >= 3 and re.fullmatch(r"[\d\-+]+", token):
         own.append(_like(_digits_sql(User.phone), digits))
-    orgs = select(Organisation.id).where(or_(_like(func.lower(Organisation.code), token),
-                                             _like(_squash(Organisation.name), token)))
+    org_parts = [_like(func.lower(Organisation.code), token), _like(_squash(Organisation.name), token)]
+    if kana.is_kana(token):
+        # タナカ / たなか / ﾀﾅｶ: the reading, folded to full-width katakana like the stored one.
+        own.append(_like(User.name_kana, kana.fold(token)))
+        org_parts.append(_like(Organisation.name_kana, kana.fold(token)))
+    orgs = select(Organisation.id).where(or_(*org_parts))
     return union(select(User.id).where(or_(*own)), select(User.id).where(User.organisation_id.in_(orgs)))
 
 
@@ -135,14 +144,17 @@ def _score(contact: Contact, tokens: list[str]) -> int:
     org_name = normalize(contact.organisation_name).replace(" ", "")
     code = (contact.organisation_code or "").lower()
     phone = re.sub(r"\D", "", contact.phone or "")
+    reading, org_reading = contact.name_kana or "", contact.organisation_name_kana or ""
     score = 0
     for token in tokens:
         digits = re.sub(r"\D", "", token)
+        folded = kana.fold(token) if kana.is_kana(token) else None
         if token in (contact.email, code) or (digits and len(digits) >= 6 and digits == phone):
             score += 100
-        elif name.startswith(token) or contact.email.startswith(token) or code.startswith(token):
+        elif name.startswith(token) or contact.email.startswith(token) or code.startswith(token) or (
+                folded and reading.startswith(folded)):
             score += 50
-        elif org_name.startswith(token):
+        elif org_name.startswith(token) or (folded and org_reading.startswith(folded)):
             score += 30
         elif token in name:
             score += 20
@@ -160,7 +172,7 @@ def search_contacts(session, q: str | None, limit: int = 10) -> list[Contact]:
         return []
     limit = max(1, min(int(limit), 50))
     stmt = (select(User.id, User.name, User.email, User.phone, User.organisation_id, User.needs_review, User.state,
-                   Organisation.code, Organisation.name, Organisation.kind)
+                   Organisation.code, Organisation.name, Organisation.kind, User.name_kana, Organisation.name_kana)
             .outerjoin(Organisation, Organisation.id == User.organisation_id)
             .where(User.state != "disabled",
                    *[User.id.in_(_token_ids(t)) if len(t) >= 3 else _token_clause(t) for t in tokens])
@@ -170,7 +182,8 @@ def search_contacts(session, q: str | None, limit: int = 10) -> list[Contact]:
     for row in session.execute(stmt):
         contact = Contact(id=row[0], name=row[1], email=row[2], phone=row[3], organisation_id=row[4],
                           needs_review=bool(row[5]), state=row[6], organisation_code=row[7],
-                          organisation_name=row[8], organisation_kind=row[9], score=0)
+                          organisation_name=row[8], organisation_kind=row[9], score=0, name_kana=row[10],
+                          organisation_name_kana=row[11])
         contact.score = _score(contact, tokens)
         found.append(contact)
     found.sort(key=lambda c: (-c.score, c.name, c.id))
@@ -225,6 +238,7 @@ def create_contact(session, *, name: str, email: str | None, phone: str | None, 
     except AccountError as exc:
         raise ContactError({"new_email": str(exc)})
     user.needs_review = True
+    user.name_kana = kana.guess(name)
     audit.record(session, actor, "contact.created_from_call", "user", user.id,
                  {"organisation": org.code, "has_email": not is_placeholder_email(email), "has_phone": bool(phone)})
     return user

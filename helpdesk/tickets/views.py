@@ -19,7 +19,7 @@ from helpdesk.auth import admin_required, login_required, staff_required
 from helpdesk.extensions import db
 from helpdesk.security import client_ip, safe_next
 from helpdesk.templating import ROLE_LABELS, STATUS_LABELS
-from helpdesk.tickets import bp, forms, macros, queue as queue_mod, service
+from helpdesk.tickets import bp, display, forms, macros, queue as queue_mod, service
 from helpdesk.tickets.models import (TIERS, Attachment, Category, Macro, SavedView, Ticket,
                                      TicketArticle, TicketEvent, parse_ref)
 
@@ -267,6 +267,9 @@ def _render_detail(ticket: Ticket, *, status: int = 200, changes=None, **overrid
     merged_from = db.session.scalars(select(Ticket).where(Ticket.merged_into_id == ticket.id)).all()
     static = current_app.static_folder or ""
     service.touch_presence(ticket.id, current_user.id, current_user.name, "viewing")
+    people = display.people_by_email(db.session, [obj for kind, _at, obj in items if kind == "event"]
+                                     + list(changes or []))
+    categories = display.category_names(db.session, _locale())
     return render_template(
         "tickets/detail.html", ticket=ticket, items=items, reply_form=reply, fields_form=fields,
         escalate_form=escalate, merge_form=merge, tag_form=override.get("tag") or forms.TagForm(formdata=None),
@@ -279,6 +282,9 @@ def _render_detail(ticket: Ticket, *, status: int = 200, changes=None, **overrid
         has_suggest_js=os.path.exists(os.path.join(static, "js", "suggest.js")),
         manuals_link_url=_url_or_none("manuals.link"), account_url=_account_url(ticket),
         others=service.presence(ticket.id, exclude_user_id=current_user.id), category_label=_category_label,
+        timeline_rows=display.timeline_with_merged(db.session, ticket, items),
+        describe=lambda event: display.describe(event, people, categories), linkify=display.linkify,
+        account_state=display.account_state, context=display.context_tickets(db.session, ticket),
         tiers_above=[t for t in TIERS if TIERS.index(t) > TIERS.index(ticket.tier)],
     ), status
 

@@ -184,3 +184,53 @@ def timeline_with_merged(session, ticket: Ticket, items: list) -> list:
         return [(kind, at, obj, None) for kind, at, obj in items]
     rows = [(kind, at, obj, None) for kind, at, obj in items] + merged
     return sorted(rows, key=lambda r: (r[1], 0 if r[0] == "event" else 1))
+
+
+# --- SLA countdown --------------------------------------------------------------------------------
+
+#: Under this much time left an open ticket is shown as at risk even before the SLA sweep marks it.
+AT_RISK_SECONDS = 3600
+
+
+def _span(seconds: int) -> str:
+    minutes = max(0, seconds) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return str(_l("%(d)d日%(h)d時間", d=days, h=hours))
+    if hours:
+        return str(_l("%(h)d時間%(m)d分", h=hours, m=minutes))
+    return str(_l("%(m)d分", m=minutes))
+
+
+def sla_countdown(ticket: Ticket, now) -> tuple[str, str]:
+    """(state, words) for the queue's SLA column: ok / at_risk / breached / done / none.
+
+    Marked with words as well as colour: 「超過 1時間5分」, 「残り 35分（期限間近）」, 「残り 2日3時間」.
+    The browser recounts from the row's data-due every 30 s (queue.js) with the same rules.
+    """
+    due = ticket.resolution_due_at
+    if ticket.status in ("resolved", "closed"):
+        return "done", str(STATUS_LABELS[ticket.status])
+    if due is None:
+        return "none", "—"
+    left = int((_aware(due) - now).total_seconds())
+    if left < 0 or ticket.sla_state == "breached":
+        return "breached", str(_l("超過 %(t)s", t=_span(-left))) if left < 0 else str(_l("超過"))
+    if left <= AT_RISK_SECONDS or ticket.sla_state == "at_risk":
+        return "at_risk", str(_l("残り %(t)s（期限間近）", t=_span(left)))
+    return "ok", str(_l("残り %(t)s", t=_span(left)))
+
+
+def _aware(value):
+    import datetime as dt
+
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+_CODE_IN_QUOTES = re.compile(r"「([a-z_]+)」")
+
+
+def reason_in_words(reason: str) -> str:
+    """A refusal from the service with status codes replaced by their labels (「new」 → 「新規」)."""
+    return _CODE_IN_QUOTES.sub(lambda m: "「" + str(STATUS_LABELS.get(m.group(1), m.group(1))) + "」", reason)

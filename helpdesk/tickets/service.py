@@ -22,6 +22,7 @@ from helpdesk.audit import Actor
 from helpdesk.common import insert_now, utcnow
 from helpdesk.lookup_cache import LookupCache, attach, column_values
 from helpdesk.text import clean_input, normalize
+from helpdesk.tickets import live
 from helpdesk.tickets.models import (CHANNELS, OPEN_STATUSES, PRIORITIES, TIERS, TRANSITIONS, Category,
                                      category_label,
                                      Comment, FormNonce, Ticket, TicketArticle, TicketEvent, TicketLink,
@@ -114,6 +115,7 @@ def _event(session, ticket: Ticket, actor: Actor, kind: str, before=None, after=
     ev = _new_event(ticket, actor, kind, before, after, detail, at)
     session.add(ev)
     session.flush()
+    live.note(session, ticket, actor, kind, ev.id)  # open queue pages hear of it after the commit
     if emit:
         signals.ticket_changed.send(session, ticket=ticket, actor=actor, event=ev)
     return ev
@@ -235,6 +237,7 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
             raise
     # Append-only and never changed in this request: inserted directly, without the unit of work.
     ev = insert_now(session, _new_event(ticket, actor, "created", after=channel, at=now))
+    live.note(session, ticket, actor, "created", ev.id)  # open queue pages hear of it after the commit
     signals.ticket_created.send(session, ticket=ticket, actor=actor, event=ev)
     if resolved_on_call:
         ticket.resolved_on_first_contact = True

@@ -19,9 +19,10 @@ from helpdesk.auth import admin_required, login_required, staff_required
 from helpdesk.extensions import db
 from helpdesk.security import client_ip, safe_next
 from helpdesk.templating import ROLE_LABELS, STATUS_LABELS
-from helpdesk.tickets import bp, display, forms, macros, queue as queue_mod, service
+from helpdesk.common import utcnow
+from helpdesk.tickets import bp, display, forms, live, macros, queue as queue_mod, service
 from helpdesk.tickets.models import (TIERS, Attachment, Category, Macro, SavedView, Ticket,
-                                     TicketArticle, TicketEvent, parse_ref)
+                                     TicketArticle, TicketEvent, TicketTag, parse_ref)
 
 #: Built-in views of the queue: (key, label, query args).
 BUILTIN_VIEWS = [
@@ -86,6 +87,7 @@ def queue():
     args = MultiDict(request.args)
     view_key = args.pop("view", None)
     cursor = args.pop("cursor", None)
+    fragment = args.pop("fragment", None) == "rows"  # the live queue refreshes only its rows
     has_filters = any(k in args for k in queue_mod.FILTER_KEYS)
     if not has_filters:
         view_key = view_key or "open"
@@ -106,6 +108,15 @@ def queue():
     except queue_mod.FilterError as exc:
         errors.update(exc.field_errors)
         page = queue_mod.query_tickets(db.session, current_user, filters, limit=PAGE_SIZE)
+    row_context = dict(
+        page=page, unread=live.unread_ids(db.session, current_user.id, [t.id for t in page.items]),
+        sla_countdown=lambda t, now=utcnow(): display.sla_countdown(t, now),
+        status_labels={k: str(v) for k, v in STATUS_LABELS.items()},
+        role_labels={k: str(v) for k, v in ROLE_LABELS.items()})
+    categories = _categories()
+    row_context["category_labels"] = {c.id: _category_label(c) for c in categories}
+    if fragment:
+        return render_template("tickets/_queue_rows.html", **row_context)
     counts = {}
     for key, _label, vargs in BUILTIN_VIEWS:
         counts[key] = queue_mod.cached_count(db.session, current_user, queue_mod.parse_filters(MultiDict(vargs)))
@@ -116,24 +127,56 @@ def queue():
         except queue_mod.FilterError:
             counts[f"s{view.id}"] = None
     current_args = filters.to_args()
-    categories = _categories()
     next_url = None
     if page.next_cursor:
         next_url = url_for("tickets.queue") + "?" + urlencode(
             current_args + ([("view", view_key)] if view_key else []) + [("cursor", page.next_cursor)])
+    shown_args = current_args + ([("view", view_key)] if view_key and not has_filters else [])
     return render_template(
-        "tickets/queue.html", page=page, filters=filters, errors=errors, view_key=view_key,
+        "tickets/queue.html", filters=filters, errors=errors, view_key=view_key, **row_context,
+        active_filter_count=len({k for k, _v in current_args if k not in ("q", "sort")}) if has_filters else 0,
+        priority_labels={k: str(v) for k, v in display.PRIORITY_LABELS.items()},
+        tier_labels={k: str(v) for k, v in display.TIER_LABELS.items()}, known_tags=_known_tags(),
+        rows_url=None if cursor else url_for("tickets.queue") + "?" + urlencode(shown_args + [("fragment", "rows")]),
+        last_event_id=live.last_event_id(db.session), live=bool(current_app.config.get("REDIS_URL")),
         builtin_views=BUILTIN_VIEWS, user_views=user_views, counts=counts, next_url=next_url,
         first_url=url_for("tickets.queue") + "?" + urlencode(current_args) if cursor else None,
         current_query=urlencode(current_args), categories=categories, staff=_staff_users(),
         bulk_form=forms.BulkForm(back=request.full_path), view_form=forms.SavedViewForm(query=urlencode(current_args)),
         statuses=list(STATUS_LABELS.items()), tiers=TIERS, category_label=_category_label,
-        status_labels={k: str(v) for k, v in STATUS_LABELS.items()},
-        role_labels={k: str(v) for k, v in ROLE_LABELS.items()},
-        category_labels={c.id: _category_label(c) for c in categories},
         now_count=counts.get(view_key) if (view_key and not has_filters and counts.get(view_key) is not None)
         else queue_mod.cached_count(db.session, current_user, filters),
     )
+
+
+def _known_tags() -> list[str]:
+    """The most used tags, for the bulk tag picker."""
+    from sqlalchemy import func
+
+    return list(db.session.scalars(select(TicketTag.tag).group_by(TicketTag.tag)
+                                   .order_by(func.count().desc(), TicketTag.tag).limit(50)))
+
+
+@bp.get("/agent/queue/stream")
+@staff_required
+def queue_stream():
+    """Server-sent events of ticket changes (Redis pub/sub); see tickets/live.py."""
+    raw = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"
+    after = int(raw) if raw.isdigit() and len(raw) < 15 else 0
+    app = current_app._get_current_object()
+    return current_app.response_class(
+        live.stream(app, after, max_seconds=app.config.get("LIVE_STREAM_SECONDS", 55)),
+        mimetype="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@bp.get("/agent/queue/changes")
+@staff_required
+def queue_changes():
+    """Polling fallback of the live queue (no Redis): changes after event id `after` (JSON)."""
+    raw = request.args.get("after", "0")
+    after = int(raw) if raw.isdigit() and len(raw) < 15 else 0
+    changes = live.changes_after(db.session, after)
+    return jsonify({"changes": changes, "last": changes[-1]["id"] if changes else after})
 
 
 @bp.post("/agent/queue/bulk")
@@ -148,7 +191,9 @@ def bulk():
     if not ids:
         flash(_("一括操作するチケットを選んでください。"), "error")
         return redirect(back)
-    action, value = form.action.data, (form.value.data or "").strip()
+    action = form.action.data
+    # The pickers post value_<action> (one select/input per action); `value` is the plain field.
+    value = (request.form.get(f"value_{action}") or form.value.data or "").strip()[:100]
     if action == "assign":
         value = _resolve_assignee(value)
         if value is False:
@@ -165,7 +210,8 @@ def bulk():
     if result.done:
         flash(_("%(n)d 件に適用しました: %(refs)s", n=len(result.done), refs=", ".join(result.done)), "success")
     for ref, reason in result.refused:
-        flash(_("%(ref)s は変更できませんでした: %(reason)s", ref=ref, reason=reason), "error")
+        flash(_("%(ref)s は変更できませんでした: %(reason)s", ref=ref, reason=display.reason_in_words(reason)),
+              "error")
     return redirect(back)
 
 
@@ -318,7 +364,10 @@ def detail(ref: str):
     if not current_user.is_staff:
         # Requesters read their tickets in the portal (which answers 404 for what they may not see).
         return redirect(_url_or_none("tickets.portal_detail", ref=ref) or f"/portal/tickets/{ref}")
-    return _render_detail(_load(ref))
+    ticket = _load(ref)
+    live.mark_seen(db.session, current_user.id, ticket.id)  # its unread mark goes
+    db.session.commit()
+    return _render_detail(ticket)
 
 
 def _changes_since(ticket: Ticket, seen_event: int | None) -> list[TicketEvent]:

@@ -25,3 +25,24 @@
     return meta ? meta.getAttribute("content") : "";
   };
 })();
+/* Keyboard shortcuts (queue.js, ticket.js) ask this first: never while typing in a field, during IME
+   composition (isComposing, keyCode 229, or between compositionstart/compositionend), with a modifier
+   key, or while a dialog is open. */
+(function () {
+  "use strict";
+  var composing = false;
+  document.addEventListener("compositionstart", function () { composing = true; }, true);
+  document.addEventListener("compositionend", function () {
+    // The keydown that ends a composition arrives right after compositionend in some browsers.
+    window.setTimeout(function () { composing = false; }, 0);
+  }, true);
+  window.helpdesk = window.helpdesk || {};
+  window.helpdesk.shortcutAllowed = function (ev) {
+    if (ev.defaultPrevented || ev.isComposing || ev.keyCode === 229 || composing) { return false; }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) { return false; }
+    var t = ev.target;
+    if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) { return false; }
+    if (document.querySelector("dialog[open]")) { return false; }
+    return true;
+  };
+})();

@@ -12,7 +12,7 @@ from pathlib import Path
 from knowledge_base.content import LANGS, Article, ContentError, load_directory
 from knowledge_base.index import BM25FIndex
 from knowledge_base.text import (
-    detect_lang, get_tokenizer, normalize, strip_noise, synonym_expansions, tokens_ngram,
+    READING_PREFIX, detect_lang, get_tokenizer, normalize, strip_noise, synonym_expansions, tokens_ngram,
 )
 
 #: When a role is given, that role's own articles get this factor over `common` ones, so of two
@@ -20,6 +20,13 @@ from knowledge_base.text import (
 ROLE_BOOST = 1.15
 #: Query terms found only through the synonym list count this much of a typed term.
 SYNONYM_WEIGHT = 0.4
+#: Reading-space terms ("@" bigrams of the hiragana reading, see text.tokens_reading) count this much of a
+#: surface term: they rescue kana-typed and okurigana-variant queries without outvoting the written words.
+READING_WEIGHT = 0.5
+#: A document whose title + tags hold all of the query's (idf-weighted) terms gets this much extra:
+#: score × (1 + TITLE_COVER × covered share). The title says what an article is *for*; the body of a
+#: neighbouring article often mentions the same words in passing ("配送予定" in the delivery-completion steps).
+TITLE_COVER = 1.0
 EXCERPT_LEN = 140
 
 _MD_MARKUP_RE = re.compile(r"^\s{0,3}(?:#{1,6}\s+|>\s?|[-*+]\s+|\d+[.)]\s+)|[*_`|]|!\[[^\]]*\]\([^)]*\)|\[([^\]]*)\]\([^)]*\)")
@@ -84,6 +91,7 @@ class KnowledgeBase:
         # One index per language; a slug missing in a language is represented there by its other translation.
         self._docs: dict[str, list[Article]] = {}
         self._index: dict[str, BM25FIndex] = {}
+        self._heads: dict[str, list[frozenset[str]]] = {}
         for lang in LANGS:
             docs = [a for a in self.articles if a.lang == lang]
             have = {a.slug for a in docs}
@@ -93,6 +101,7 @@ class KnowledgeBase:
                     have.add(a.slug)
             self._docs[lang] = docs
             self._index[lang] = BM25FIndex([self._fields(a) for a in docs], self.tokenize)
+            self._heads[lang] = [frozenset(self.tokenize(a.title + " " + " ".join(a.tags))) for a in docs]
         self._sent_cache: dict[tuple[str, str], list[tuple[str, frozenset[str]]]] = {}
 
     # -- loading -------------------------------------------------------------------------------
@@ -139,13 +148,17 @@ class KnowledgeBase:
             terms = {t: 1.0 + 0.3 * math.log(c) for t, c in counts.items()}
         else:
             terms = {t: 1.0 + math.log(c) for t, c in counts.items()}
+        for t in terms:
+            if t.startswith(READING_PREFIX):
+                terms[t] *= READING_WEIGHT
         for syn in synonym_expansions(norm):
             for t in set(self.tokenize(syn)):
                 if t not in terms:
                     terms[t] = SYNONYM_WEIGHT
         return sorted(terms.items())
 
-    def _rank(self, text: str, role: str | None, lang: str | None, k: int, noisy: bool) -> list[Hit]:
+    def _rank(self, text: str, role: str | None, lang: str | None, k: int, noisy: bool,
+              prior: dict[str, float] | None = None) -> list[Hit]:
         if k <= 0 or not text or not text.strip():
             return []
         lang = lang if lang in LANGS else detect_lang(text)
@@ -156,11 +169,18 @@ class KnowledgeBase:
             allowed = {i for i, a in enumerate(docs) if a.role in (role, "common")}
         terms = self._query_terms(text, noisy)
         scores = index.score(terms, allowed)
+        weights = {t: w * index.idf[t] for t, w in terms if t in index.idf}
+        total = sum(weights.values()) or 1.0
+        heads = self._heads[lang]
         ranked = []
         for i, s in scores.items():
             a = docs[i]
+            if TITLE_COVER:
+                s *= 1.0 + TITLE_COVER * sum(w for t, w in weights.items() if t in heads[i]) / total
             if role and a.role == role:
                 s *= ROLE_BOOST
+            if prior:
+                s *= 1.0 + prior.get(a.slug, 0.0)
             ranked.append((-round(s, 9), 0 if (role and a.role == role) else 1, a.slug, i))
         ranked.sort()
         seen: set[str] = set()
@@ -177,13 +197,18 @@ class KnowledgeBase:
                 break
         return hits
 
-    def search(self, query: str, role: str | None = None, lang: str | None = None, k: int = 10) -> list[Hit]:
-        """Best articles for a short query; role given = that role's and common articles only."""
-        return self._rank(query, role, lang, k, noisy=False)
+    def search(self, query: str, role: str | None = None, lang: str | None = None, k: int = 10,
+               prior: dict[str, float] | None = None) -> list[Hit]:
+        """Best articles for a short query; role given = that role's and common articles only.
 
-    def suggest(self, ticket_text: str, role: str | None = None, k: int = 5, lang: str | None = None) -> list[Hit]:
+        `prior` (slug -> boost >= 0, e.g. from click / "resolved by" feedback) multiplies a score by 1 + boost.
+        """
+        return self._rank(query, role, lang, k, noisy=False, prior=prior)
+
+    def suggest(self, ticket_text: str, role: str | None = None, k: int = 5, lang: str | None = None,
+                prior: dict[str, float] | None = None) -> list[Hit]:
         """Best articles for long, noisy ticket text (greetings and politeness are ignored)."""
-        return self._rank(ticket_text, role, lang, k, noisy=True)
+        return self._rank(ticket_text, role, lang, k, noisy=True, prior=prior)
 
     # -- excerpts ------------------------------------------------------------------------------
     def _sentences(self, a: Article) -> list[tuple[str, frozenset[str]]]:

@@ -85,3 +85,27 @@ def test_strip_noise_keeps_symptoms():
     stripped = strip_noise(text)
     assert "山田" not in stripped and "佐藤" not in stripped and "お世話" not in stripped and "よろしく" not in stripped
     assert "エラーです" in stripped and "画面" in stripped
+
+
+def test_reading_space_joins_kana_and_kanji_spellings():
+    from knowledge_base.text import tokens_reading
+
+    # hiragana ↔ katakana, kanji ↔ kana, okurigana variants and long-vowel marks share reading bigrams
+    assert set(tokens_reading("ろっく")) == set(tokens_reading("ロック"))
+    assert set(tokens_reading("のうひん")) <= set(tokens_reading("納品"))
+    assert set(tokens_reading("割当")) == set(tokens_reading("割り当て"))
+    assert set(tokens_reading("ブラウザー")) == set(tokens_reading("ぶらうざ"))
+    assert all(t.startswith("@") for t in tokens_reading("受取"))
+
+
+def test_kana_typed_queries_find_the_kanji_article(kb):
+    assert kb.search("のうひんかくにん", role="clinic")[0].slug == "delivery-confirmation"
+    assert kb.search("ぱすわーどをわすれた")[0].slug == "password-reset"
+
+
+def test_feedback_prior_reorders_close_candidates(kb):
+    base = kb.suggest("納品の数量", role=None, k=5)
+    second = base[1].slug
+    boosted = kb.suggest("納品の数量", role=None, k=5, prior={second: 5.0})
+    assert boosted[0].slug == second
+    assert kb.suggest("納品の数量", role=None, k=5, prior={}) == base

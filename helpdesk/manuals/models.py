@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, CheckConstraint, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from helpdesk.common import UTCDateTime, utcnow
+from helpdesk.common import TimestampMixin, UTCDateTime, utcnow
 from helpdesk.extensions import db
 
 ARTICLE_ROLES = ("municipality", "clinic", "wholesaler", "common")
@@ -121,3 +121,64 @@ class Deflection(db.Model):
     opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     #: Set when the same token submitted a ticket afterwards.
     submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class KbSearch(db.Model):
+    """One search or one typing session over the manuals, kept for the content-gap page.
+
+    `query` is stored already masked (helpdesk.insights.pii.scrub) and never the raw text. Typing on a page
+    (suggestions while writing a ticket) updates one row per page token with the latest text.
+    """
+
+    __tablename__ = "kb_searches"
+    __table_args__ = (
+        CheckConstraint("source IN ('search', 'portal', 'agent')", name="source"),
+        UniqueConstraint("token", name="uq_kb_searches_token"),
+        Index("ix_kb_searches_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: search = the manuals page; portal = a requester writing a ticket; agent = staff writing a ticket/reply.
+    source: Mapped[str] = mapped_column(String(10))
+    #: Page token of a typing session (None for a one-off search).
+    token: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    #: municipality | clinic | wholesaler of the person (or the ticket for agents); None when unknown.
+    role: Mapped[str | None] = mapped_column(String(20))
+    query: Mapped[str] = mapped_column(Text)
+    top_slug: Mapped[str | None] = mapped_column(String(120))
+    top_score: Mapped[float] = mapped_column(Float, default=0.0)
+    clicked_slug: Mapped[str | None] = mapped_column(String(120))
+    clicked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: A ticket was submitted from the page of this typing session.
+    ticket_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class ManualDraft(TimestampMixin, db.Model):
+    """An article being written from tickets; only editors see it, publishing writes the manual files."""
+
+    __tablename__ = "manual_drafts"
+    __table_args__ = (
+        CheckConstraint("status IN ('draft', 'published', 'discarded')", name="status"),
+        CheckConstraint(f"role IN {ARTICLE_ROLES!r}", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(10), default="draft", index=True)
+    slug: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str | None] = mapped_column(String(40))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    title_ja: Mapped[str] = mapped_column(String(300))
+    body_ja: Mapped[str] = mapped_column(Text, default="")
+    title_en: Mapped[str] = mapped_column(String(300), default="")
+    body_en: Mapped[str] = mapped_column(Text, default="")
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("recurring_groups.id", ondelete="SET NULL"), index=True)
+    problem_id: Mapped[int | None] = mapped_column(ForeignKey("problems.id", ondelete="SET NULL"), index=True)
+    ticket_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    published_version: Mapped[int | None] = mapped_column(Integer)
+    #: Optimistic lock: two editors saving the same draft do not overwrite each other silently.
+    version: Mapped[int] = mapped_column(Integer, default=1)

@@ -20,6 +20,8 @@ class BM25FIndex:
         field_tokens = [{f: tokenize(d.get(f, "")) for f in FIELD_WEIGHTS} for d in docs]
         avg = {f: (sum(len(ft[f]) for ft in field_tokens) / self.n if self.n else 0.0) or 1.0 for f in FIELD_WEIGHTS}
         postings: dict[str, list[tuple[int, float]]] = {}
+        #: The set of terms of each document (any field): how much of a query a document covers.
+        self.doc_terms: list[frozenset[str]] = []
         for i, ft in enumerate(field_tokens):
             combined: Counter[str] = Counter()
             for f, toks in ft.items():
@@ -31,6 +33,7 @@ class BM25FIndex:
                     combined[t] += w * c
             for t, tf in combined.items():
                 postings.setdefault(t, []).append((i, tf * (K1 + 1) / (tf + K1)))
+            self.doc_terms.append(frozenset(combined))
         self.postings = postings
         self.idf = {t: math.log(1.0 + (self.n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in postings.items()}
 

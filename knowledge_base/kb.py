@@ -41,6 +41,9 @@ class Hit:
     lang: str
     score: float
     excerpt: str
+    #: Share (0–1) of the query's typed terms, idf-weighted, found anywhere in the article: a score-scale-free
+    #: confidence used to spot searches without a good answer (the content-gap page).
+    coverage: float = 0.0
 
 
 def _plain(line: str) -> str:
@@ -171,6 +174,7 @@ class KnowledgeBase:
         scores = index.score(terms, allowed)
         weights = {t: w * index.idf[t] for t, w in terms if t in index.idf}
         total = sum(weights.values()) or 1.0
+        unseen_idf = math.log(1.0 + (index.n + 0.5) / 0.5)  # a term no article has: as rare as can be
         heads = self._heads[lang]
         ranked = []
         for i, s in scores.items():
@@ -191,8 +195,12 @@ class KnowledgeBase:
                 continue
             seen.add(slug)
             a = docs[i]
+            typed = {t: weights.get(t, w * unseen_idf) for t, w in terms if t in qset and not t.startswith(READING_PREFIX)}
+            if not typed:  # typed in kana only: judge by the reading terms
+                typed = {t: weights.get(t, w * unseen_idf) for t, w in terms if t.startswith(READING_PREFIX)}
+            cover = sum(w for t, w in typed.items() if t in index.doc_terms[i]) / (sum(typed.values()) or 1.0)
             hits.append(Hit(slug=a.slug, title=a.title, role=a.role, lang=a.lang, score=round(-neg, 4),
-                            excerpt=self.excerpt(a, qset)))
+                            excerpt=self.excerpt(a, qset), coverage=round(cover, 3)))
             if len(hits) >= k:
                 break
         return hits

@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
 
 .PHONY: install demo test test-services test-e2e bench clean translations
 
@@ -14,8 +16,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Serves until Ctrl+C; `make demo PORT=8080 HOST=0.0.0.0` to change where it listens.
 demo: install
-	$(BIN)/helpdesk demo
+	$(BIN)/helpdesk demo --host $(HOST) --port $(PORT)
 
 test: install
 	$(BIN)/helpdesk kb check

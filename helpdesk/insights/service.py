@@ -10,18 +10,24 @@ import logging
 import pickle
 from collections import Counter, defaultdict
 
-import numpy as np
 from sqlalchemy import delete, func, select
 
 from helpdesk import audit, jobs
 from helpdesk.audit import Actor
 from helpdesk.common import TOKYO, utcnow
-from helpdesk.insights import clustering
 from helpdesk.insights.models import (PROBLEM_TRANSITIONS, PreparedText, Problem, ProblemTicket, RecurringGroup,
                                       RecurringMember, RecurringRun)
 from helpdesk.insights.pii import scrub
 
 logger = logging.getLogger(__name__)
+
+
+def _clustering():
+    """The clustering module, imported on first use: it loads scikit-learn/SciPy (~1 s), which the web
+    pages and CLI commands that never cluster must not pay for at start-up (issue 12: CLI start-up)."""
+    from helpdesk.insights import clustering
+
+    return clustering
 
 #: A new run's group takes over an old group's id (and its problem) when they share this much.
 GROUP_MATCH_OVERLAP = 0.5
@@ -81,7 +87,7 @@ def compute_recurring(session, since: dt.date | None = None, until: dt.date | No
     from helpdesk.tickets.models import format_ref
 
     rows = _ticket_rows(session, since, until)
-    groups = clustering.cluster_texts([(r.id, f"{r.subject}\n{r.body}") for r in rows])
+    groups = _clustering().cluster_texts([(r.id, f"{r.subject}\n{r.body}") for r in rows])
     by_id = {r.id: r for r in rows}
     out = []
     for g in groups:
@@ -116,7 +122,7 @@ def prepared_texts(session, rows) -> tuple[list[str], list[str]]:
     digests = [_digest(r.subject, r.body) for r in rows]
     todo = [i for i, r in enumerate(rows) if cache.get(r.id, ("",))[0] != digests[i]]
     if todo:
-        tok, clean = clustering.prepare_items([(rows[i].id, f"{rows[i].subject}\n{rows[i].body}") for i in todo])
+        tok, clean = _clustering().prepare_items([(rows[i].id, f"{rows[i].subject}\n{rows[i].body}") for i in todo])
         stale = [rows[i].id for i in todo if rows[i].id in cache]
         for start in range(0, len(stale), 20000):
             session.execute(delete(PreparedText).where(PreparedText.ticket_id.in_(stale[start:start + 20000])))
@@ -166,7 +172,7 @@ def refresh_groups(session, actor: Actor | None = None) -> dict:
     session.flush()
     keys = [r.id for r in rows]
     tokens, cleaned = prepared_texts(session, rows)
-    groups, model = clustering.cluster_prepared(keys, tokens, cleaned, order=list(range(len(rows)))[::-1])
+    groups, model = _clustering().cluster_prepared(keys, tokens, cleaned, order=list(range(len(rows)))[::-1])
     by_id = {r.id: r for r in rows}
     reference = _reference_time(session)
 
@@ -264,8 +270,8 @@ def assign_ticket(session, ticket_id: int) -> int | None:
     vectors, energy = model.project(model.transform(tokens, cleaned))
     if energy[0] < model.min_energy:
         return None
-    sims = np.asarray([float(vectors[0] @ c) for c in state["centroids"]])
-    best = int(sims.argmax())
+    sims = [float(vectors[0] @ c) for c in state["centroids"]]
+    best = max(range(len(sims)), key=sims.__getitem__)
     if sims[best] < state["bars"][best]:
         return None
     group = session.scalars(select(RecurringGroup).where(RecurringGroup.run_id == run.id,

@@ -77,4 +77,59 @@ def import_users_cli(path: str, dry_run: bool, passwords_out: str | None, errors
         raise SystemExit(1)
 
 
-COMMANDS = [import_users_cli]
+@click.command("create-admin")
+@click.argument("email")
+@click.option("--name", default="管理者", show_default=True, help="display name")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input (one line)")
+@with_appcontext
+def create_admin_cli(email: str, name: str, password_stdin: bool) -> None:
+    """Create the first administrator (or give an existing account the admin role and a new password).
+
+    The password is asked twice (hidden) unless --password-stdin is given, and must pass the same
+    policy as the web forms. For a fresh production database: `helpdesk db upgrade` first.
+    """
+    import sys
+
+    from helpdesk.accounts.passwords import policy_errors
+    from helpdesk.accounts.service import AccountError, create_user, find_user_by_email, set_password
+    from helpdesk.audit import Actor
+    from helpdesk.extensions import db
+
+    email = (email or "").strip().lower()
+    if "@" not in email or len(email) > 254 or any(c.isspace() for c in email):
+        raise click.ClickException("メールアドレスの形式が正しくありません / not a valid e-mail address: "
+                                   f"{email!r}")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("パスワード / password", hide_input=True, confirmation_prompt=(
+            "もう一度 / repeat", "2回の入力が一致しません / the two entries differ"))
+    problems = policy_errors(password, email)
+    if problems:
+        raise click.ClickException("このパスワードは使えません / password refused: " + " ".join(problems))
+    actor = Actor.system("cli:create-admin")
+    existing = find_user_by_email(db.session, email)
+    try:
+        if existing is None:
+            user = create_user(db.session, email=email, name=name, organisation_id=None, roles="admin",
+                               password=password, actor=actor, must_change_password=False, commit=False)
+            user.state = "activated"
+            verb = "created"
+        else:
+            user = existing
+            roles = set((user.roles or "").split())
+            if "admin" not in roles:
+                user.roles = " ".join(sorted(roles | {"admin"}))
+            set_password(db.session, user.id, password, actor)
+            verb = "updated"
+        from helpdesk import audit
+
+        audit.record(db.session, actor, "user.admin_granted", "user", user.id, {"email": email, "via": "cli"})
+        db.session.commit()
+    except AccountError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"administrator {verb}: {email}")
+
+
+COMMANDS = [import_users_cli, create_admin_cli]

@@ -17,6 +17,9 @@ def create_app(config: dict | None = None) -> Flask:
     instance = os.environ.get("HELPDESK_INSTANCE") or os.path.join(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "instance")
     app = Flask(__name__, instance_path=instance, instance_relative_config=True)
+    from helpdesk.routing import init_url_map
+
+    init_url_map(app)  # bounded integer ids in every route (before any rule is added)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(config_module.load(app.instance_path))
     app.config.from_prefixed_env("HELPDESK")
@@ -43,6 +46,10 @@ def _validate(app: Flask) -> None:
               or os.environ.get("HELPDESK_CLI") == "1")
     if app.config["SECRET_KEY"] == config_module.DEFAULT_SECRET_KEY and not exempt:
         raise RuntimeError("SECRET_KEY is not set: export SECRET_KEY (or run `helpdesk demo` for the demo).")
+    from helpdesk.routing import configure_base_url
+
+    local = bool(app.testing or app.debug or app.config.get("HELPDESK_DEMO"))
+    configure_base_url(app, may_default=exempt, local=local)
 
 
 def _init_extensions(app: Flask) -> None:

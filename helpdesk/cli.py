@@ -42,6 +42,10 @@ def main() -> None:
     elif command not in ("run", "serve"):
         # CLI tools do not serve requests, so they may run without a production SECRET_KEY.
         os.environ.setdefault("HELPDESK_CLI", "1")
+        if command in ("worker", "mail-in") and not os.environ.get("BASE_URL"):
+            # They send mail whose links must point at the public address, never at a guess.
+            sys.exit("BASE_URL is not set: export BASE_URL=https://<public host> before starting "
+                     f"`helpdesk {command}`.")
     cli(prog_name="helpdesk")
 
 
@@ -123,8 +127,13 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     """Create/upgrade the embedded DB, load manuals and demo data if empty, print logins, serve."""
     from helpdesk.demo import DEMO_PASSWORD, load_demo
     from helpdesk.extensions import db
+    from helpdesk.routing import trust_hosts
     from helpdesk.tickets.service import ensure_categories
 
+    if host in ("0.0.0.0", "::"):  # shown on a LAN: any name this machine has (mail links use BASE_URL anyway)
+        current_app.config["TRUSTED_HOSTS"] = None
+    else:
+        trust_hosts(current_app, [host])
     ensure_db()
     ensure_categories(db.session)
     db.session.commit()

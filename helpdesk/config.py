@@ -55,7 +55,10 @@ def load(instance_path: str) -> dict:
         "REDIS_URL": redis_url,
         # In-process jobs unless Redis is configured (the zero-setup demo).
         "RQ_ASYNC": redis_url is not None,
-        "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000"),
+        # The public address: every absolute URL is built from it; required outside demo/test (routing.py).
+        "BASE_URL": os.environ.get("BASE_URL", ""),
+        # Host names accepted besides BASE_URL's (comma-separated); requests for any other host get 400.
+        "ALLOWED_HOSTS": _list("ALLOWED_HOSTS"),
         "BABEL_DEFAULT_LOCALE": "ja",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
         "LANGUAGES": ["ja", "en"],

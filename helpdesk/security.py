@@ -4,7 +4,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from urllib.parse import unquote_to_bytes
+import unicodedata
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from flask import Flask, abort, current_app, g, render_template, request, session
 from flask_login import current_user, logout_user
@@ -206,13 +207,46 @@ def _internal_error(exc: BaseException):
                            reference=reference), 500
 
 
+#: C0 controls and space: a browser strips them from both ends of a URL (and drops tabs and line
+#: breaks anywhere in it, so "/<TAB>/evil.tld" means "//evil.tld").
+_URL_TRIMMED = "".join(chr(c) for c in range(0x21)) + "\x7f"
+
+
 def safe_next(target: str | None) -> str | None:
-    """Return `target` only if it is a path on this site (no scheme, no host, no backslash tricks)."""
+    """Return `target` if it is a path on this site, cleaned as a browser would read it; else None.
+
+    The one check for every `next` / `back` / `return_to` / Referer the app redirects to. Control
+    characters and whitespace are trimmed from the ends *before* judging (as browsers do), and a
+    target with a control or invisible format character left inside is refused: browsers drop tabs and
+    line breaks, so "/<TAB>/evil.tld" would be "//evil.tld" (another host) to them.
+    """
     if not target or not isinstance(target, str):
         return None
-    target = target.strip()
+    target = target.strip(_URL_TRIMMED).strip()
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None
-    if any(ch in target for ch in "\r\n\x00") or target.startswith("/\t"):
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
         return None
     return target
+
+
+def safe_referrer() -> str | None:
+    """The Referer as a same-site path (its host must be this request's host), or None."""
+    referrer = request.referrer
+    if not referrer:
+        return None
+    parts = urlsplit(referrer)
+    if parts.netloc and parts.netloc.lower() != request.host.lower():
+        return None
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return safe_next(path)
+
+
+def redirect_back(target: str | None, fallback: str):
+    """Redirect to `target` when safe_next accepts it, else to `fallback` (an url_for of this app)."""
+    from flask import redirect
+
+    return redirect(safe_next(target) or fallback)

@@ -141,7 +141,7 @@ def _user_action(user_id: int, run, message: str, admin_only: bool = False):
 @staff_required
 def user_send_reset(user_id: int):
     def run(user):
-        if not service.request_password_reset(db.session, user.email, _actor(), base_url=request.host_url):
+        if not service.request_password_reset(db.session, user.email, _actor()):
             raise service.AccountError(_("無効化されたアカウントには再設定リンクを送れません。"))
 
     return _user_action(user_id, run, _("パスワード再設定リンクを送信しました。"))

@@ -13,6 +13,7 @@ from helpdesk.accounts.models import Organisation, PasswordResetToken, User
 from helpdesk.accounts.passwords import hash_password, policy_errors, verify_password
 from helpdesk.audit import Actor
 from helpdesk.common import utcnow
+from helpdesk.routing import absolute
 
 #: One message for every failed login, whether or not the account exists or is locked.
 LOGIN_FAILED = "ログインIDまたはパスワードが正しくないか、アカウントがロックされています。"
@@ -132,8 +133,11 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def request_password_reset(session, email: str, actor: Actor, *, base_url: str | None = None) -> bool:
-    """Queue a reset mail with a single-use, expiring link; returns False (silently) for unknown emails."""
+def request_password_reset(session, email: str, actor: Actor) -> bool:
+    """Queue a reset mail with a single-use, expiring link; returns False (silently) for unknown emails.
+
+    The link is built from BASE_URL only: never from the request's Host header (host poisoning).
+    """
     from helpdesk.notify.service import queue_email
 
     user = find_user_by_email(session, email)
@@ -147,8 +151,7 @@ def request_password_reset(session, email: str, actor: Actor, *, base_url: str |
                     .values(used_at=utcnow()))
     session.add(PasswordResetToken(user_id=user.id, token_hash=_token_hash(token),
                                    expires_at=utcnow() + dt.timedelta(hours=hours)))
-    base = (base_url or _cfg("BASE_URL", "http://127.0.0.1:5000")).rstrip("/")
-    link = f"{base}/password/reset/{token}"
+    link = absolute(f"/password/reset/{token}")
     if user.locale == "en":
         subject = "[VDS Help Desk] Password reset"
         body = (f"{user.name},\n\nOpen this link within {hours} hours to set a new password:\n{link}\n\n"

@@ -107,8 +107,7 @@ def change_password():
 def reset_request():
     form = ResetRequestForm()
     if form.validate_on_submit():
-        service.request_password_reset(db.session, form.email.data, Actor(None, "anonymous", client_ip()),
-                                       base_url=request.host_url)
+        service.request_password_reset(db.session, form.email.data, Actor(None, "anonymous", client_ip()))
         # Same answer whether or not the address is known.
         flash(_("登録されているメールアドレスであれば、再設定用のリンクを送信しました。メールをご確認ください。"), "success")
         return redirect(url_for("accounts.login"))

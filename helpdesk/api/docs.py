@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import json
 
-from flask import jsonify, render_template, request
+from flask import jsonify, render_template
 
 from helpdesk.api import bp
 from helpdesk.api.openapi import build_document
 from helpdesk.auth import public
+from helpdesk.routing import base_url
 
 
 def _server_url() -> str:
-    return request.host_url.rstrip("/") + "/"
+    return base_url() + "/"  # BASE_URL, never the request's Host
 
 
 @bp.get("/openapi.json")

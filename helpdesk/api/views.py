@@ -13,6 +13,7 @@ from helpdesk.api import service
 from helpdesk.api.framework import ApiError, Param, Reply, actor, current_user_, operation
 from helpdesk.common import to_tokyo
 from helpdesk.extensions import db
+from helpdesk.routing import external_url
 from helpdesk.text import clean_input
 from helpdesk.tickets import queue
 from helpdesk.tickets import service as tickets
@@ -42,10 +43,7 @@ def _ticket_url(ticket: Ticket) -> str:
     template = g.get("api_ticket_url")
     if template is None:
         endpoint = "tickets.detail" if current_user_().is_staff else "tickets.portal_detail"
-        try:
-            template = url_for(endpoint, ref=_REF_PLACEHOLDER, _external=True)
-        except Exception:  # the page's blueprint is not there (partial deployments, tests)
-            template = request.host_url.rstrip("/") + f"/tickets/{_REF_PLACEHOLDER}"
+        template = external_url(endpoint, ref=_REF_PLACEHOLDER)  # BASE_URL, never the request's Host
         g.api_ticket_url = template
     return template.replace(_REF_PLACEHOLDER, ticket.ref)
 
@@ -404,10 +402,7 @@ def _kb():
 
 
 def _article_url(role: str, slug: str, lang: str) -> str:
-    try:
-        return url_for("manuals.article", role=role, slug=slug, lang=lang, _external=True)
-    except Exception:
-        return request.host_url.rstrip("/") + f"/manuals/{role}/{slug}?lang={lang}"
+    return external_url("manuals.article", role=role, slug=slug, lang=lang)
 
 
 def _hit(h) -> S.ArticleHit:

@@ -19,7 +19,7 @@ from helpdesk.extensions import db
 from helpdesk.insights import bp, charts, service, spikes, tracker, trends
 from helpdesk.insights.forms import (EmptyForm, LinkForm, NewProblemForm, ProblemForm, PromoteForm, SendForm,
                                      TransitionForm, _split_refs)
-from helpdesk.security import client_ip
+from helpdesk.security import client_ip, redirect_back, safe_next
 
 STATUS_LABELS = {"candidate": "候補", "accepted": "受理済み", "sent": "開発へ送付済み", "fixed": "修正済み",
                  "verified": "効果確認済み"}
@@ -161,8 +161,7 @@ def refresh():
     queued = jobs.enqueue("helpdesk.insights.jobs.refresh_all", queue="insights", job_timeout=1800)
     flash(_("再集計を開始しました。数分後にページを開き直してください。") if queued
           else _("再集計を依頼できませんでした（ジョブキューに接続できません）。"), "info" if queued else "error")
-    back = request.form.get("next") or ""
-    return redirect(back if _local(back) else url_for("insights.index"))
+    return redirect_back(request.form.get("next"), url_for("insights.index"))
 
 
 @bp.get("/insights/recurring")
@@ -273,10 +272,6 @@ def edit_problem(problem_id: int):
     return redirect(url_for("insights.problem", problem_id=problem.id))
 
 
-def _local(url: str) -> bool:
-    return url.startswith("/") and not url.startswith("//") and "\\" not in url
-
-
 def _int(value) -> int | None:
     try:
         return int(value)
@@ -383,9 +378,7 @@ def link(problem_id: int):
 
     problem = _load(problem_id)
     form = LinkForm()
-    back = request.form.get("next") or url_for("insights.problem", problem_id=problem.id)
-    if not _local(back):
-        back = url_for("insights.problem", problem_id=problem.id)
+    back = safe_next(request.form.get("next")) or url_for("insights.problem", problem_id=problem.id)
     if not form.validate_on_submit():
         flash(" ".join(str(e) for errs in form.errors.values() for e in errs), "error")
         return redirect(back)
@@ -407,5 +400,4 @@ def unlink(problem_id: int, ticket_id: int):
         abort(400)
     service.unlink_ticket(db.session, problem.id, ticket_id, _actor())
     flash(_("紐付けを外しました。"), "success")
-    back = request.form.get("next") or ""
-    return redirect(back if _local(back) else url_for("insights.problem", problem_id=problem.id))
+    return redirect_back(request.form.get("next"), url_for("insights.problem", problem_id=problem.id))

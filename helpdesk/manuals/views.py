@@ -16,7 +16,8 @@ from helpdesk.common import csv_safe, utcnow
 from helpdesk.extensions import db
 from helpdesk.manuals import bp, service
 from helpdesk.manuals.forms import FeedbackForm, LinkForm
-from helpdesk.security import client_ip
+from helpdesk.routing import external_url
+from helpdesk.security import client_ip, safe_referrer
 from helpdesk.text import clean_input
 
 ROLES = ("municipality", "clinic", "wholesaler", "common")
@@ -162,7 +163,7 @@ def suggest():
     hits = _kb().suggest(q, role=role, k=k, lang=lang) if len(q) >= 2 else []
     results = [{"slug": h.slug, "title": h.title, "role": h.role, "lang": h.lang, "score": h.score,
                 "excerpt": h.excerpt,
-                "url": url_for("manuals.article", role=h.role, slug=h.slug, lang=h.lang, _external=True)}
+                "url": external_url("manuals.article", role=h.role, slug=h.slug, lang=h.lang)}
                for h in hits]
     resp = jsonify({"query": q[:200], "role": role, "results": results})
     resp.headers["Cache-Control"] = "no-store"
@@ -182,7 +183,7 @@ def link():
         for msgs in errors.values():
             for m in msgs:
                 flash(m, "error")
-        return redirect(request.referrer or url_for("manuals.index"))
+        return redirect(safe_referrer() or url_for("manuals.index"))
     ref = form.ticket_ref.data.strip().upper()
     try:
         service.link_to_ticket(db.session, ticket_ref=ref, slug=form.slug.data, user=current_user, actor=_actor(),
@@ -191,7 +192,7 @@ def link():
         if wants_json:
             return jsonify({"ok": False, "errors": {"slug": [str(exc)]}}), 404
         flash(str(exc), "error")
-        return redirect(request.referrer or url_for("manuals.index"))
+        return redirect(safe_referrer() or url_for("manuals.index"))
     except Exception as exc:  # the tickets service refuses (e.g. TicketError)
         from helpdesk.tickets.service import TicketError
 
@@ -201,7 +202,7 @@ def link():
         if wants_json:
             return jsonify({"ok": False, "errors": {"ticket_ref": [str(exc)]}}), 409
         flash(str(exc), "error")
-        return redirect(request.referrer or url_for("manuals.index"))
+        return redirect(safe_referrer() or url_for("manuals.index"))
     if wants_json:
         return jsonify({"ok": True, "ticket_ref": ref, "slug": form.slug.data})
     flash(_("記事をチケットに紐付けました。"), "success")

@@ -97,9 +97,14 @@ def _p90(values: list[float]) -> float | None:
     return float(ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)])
 
 
-def monthly_report(session, month: str) -> MonthlyReport:
-    """Compute the report for "YYYY-MM"."""
+def monthly_report(session, month: str, now: dt.datetime | None = None) -> MonthlyReport:
+    """Compute the report for "YYYY-MM" as known at `now` (default: now).
+
+    An unresolved ticket counts as a resolution-SLA miss only once its resolution due date has
+    passed at `now` (a missed first response alone is not a resolution miss).
+    """
     month = parse_month(month)
+    now = now or dt.datetime.now(TOKYO)
     start, end = month_bounds(month)
     figures = {r: RoleFigures(r) for r in ROLES + (TOTAL,)}
     in_month = and_(Ticket.created_at >= start, Ticket.created_at < end, Ticket.merged_into_id.is_(None))
@@ -111,7 +116,7 @@ def monthly_report(session, month: str) -> MonthlyReport:
             figures[key].received += n
             figures[key].by_channel[channel] = figures[key].by_channel.get(channel, 0) + n
 
-    for row in compliance(session, start, end):
+    for row in compliance(session, start, end, as_of=now):
         for key in (row["role"] if row["role"] in figures else "unknown", TOTAL):
             f = figures[key]
             f.first_response_met += row["first_response_met"]
@@ -177,8 +182,7 @@ def monthly_report(session, month: str) -> MonthlyReport:
         if waits[key]:
             f.avg_first_response_min = round(sum(waits[key]) / len(waits[key]), 1)
             f.p90_first_response_min = round(_p90(waits[key]), 1)
-    return MonthlyReport(month, start, end, figures, _recurring(session, start, end),
-                         dt.datetime.now(TOKYO))
+    return MonthlyReport(month, start, end, figures, _recurring(session, start, end), now)
 
 
 def _int_type():

@@ -11,11 +11,11 @@ import math
 import threading
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, literal, or_, select, update
 
 from helpdesk import audit
 from helpdesk.audit import Actor
-from helpdesk.common import TOKYO, insert_now, utcnow
+from helpdesk.common import TOKYO, UTCDateTime, insert_now, utcnow
 from helpdesk.lookup_cache import LookupCache
 from helpdesk.sla.calendar import BusinessCalendar, default_hours
 from helpdesk.sla.models import ClosedDay, DeskSettings, SlaClock, SlaPolicy
@@ -531,18 +531,26 @@ def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
     return start, end
 
 
-def compliance(session, since: dt.datetime, until: dt.datetime) -> list[dict]:
+def compliance(session, since: dt.datetime, until: dt.datetime, as_of: dt.datetime | None = None) -> list[dict]:
     """Share of tickets created in [since, until) answered and resolved within SLA, per role.
 
-    First response counts tickets that got one (or are overdue without one); resolution counts
-    resolved tickets plus open ones already past their due date.
+    First response counts tickets that got one, or are past its due date without one; resolution
+    counts resolved tickets plus unresolved ones past *their resolution* due date, as of `as_of`
+    (default now; the clock stops at the pause of a pending ticket and at closing). The badge
+    (`sla_state`) is not used: it turns "breached" on a missed first response as well, and a ticket
+    whose resolution is not due yet is not a resolution miss.
     """
+    as_of = literal(as_of or utcnow(), UTCDateTime())
+    clock_at = case((Ticket.closed_at.is_not(None), Ticket.closed_at),
+                    (and_(Ticket.status == "pending", Ticket.sla_paused_at.is_not(None)), Ticket.sla_paused_at),
+                    else_=as_of)
     fr_met = case((and_(Ticket.first_response_at.is_not(None),
                         Ticket.first_response_at <= Ticket.first_response_due_at), 1), else_=0)
-    fr_counted = case((or_(Ticket.first_response_at.is_not(None), Ticket.sla_state == "breached"), 1), else_=0)
+    fr_counted = case((or_(Ticket.first_response_at.is_not(None), Ticket.first_response_due_at < clock_at), 1),
+                      else_=0)
     res_met = case((and_(Ticket.resolved_at.is_not(None), Ticket.resolved_at <= Ticket.resolution_due_at), 1),
                    else_=0)
-    res_counted = case((or_(Ticket.resolved_at.is_not(None), Ticket.sla_state == "breached"), 1), else_=0)
+    res_counted = case((or_(Ticket.resolved_at.is_not(None), Ticket.resolution_due_at < clock_at), 1), else_=0)
     rows = session.execute(
         select(Ticket.role, func.count(), func.sum(fr_met), func.sum(fr_counted), func.sum(res_met),
                func.sum(res_counted))

@@ -182,12 +182,17 @@ def test_compliance_per_role(db, make_ticket, make_org, agent):
     late = make_ticket(org=clinic, created_at=jst(2026, 10, 5, 9))
     late.first_response_at = jst(2026, 10, 6, 9)
     db.session.commit()
-    rows = sla.compliance(db.session, *sla.month_bounds("2026-10"))
+    # As of 10-06 10:00 the late ticket's resolution (due 10-07 18:00) is not due yet: not counted.
+    rows = sla.compliance(db.session, *sla.month_bounds("2026-10"), as_of=jst(2026, 10, 6, 10))
     row = next(r for r in rows if r["role"] == "clinic")
     assert row["tickets"] == 2
     assert row["first_response_met"] == 1 and row["first_response_counted"] == 2
     assert row["first_response_pct"] == 50.0
     assert row["resolution_pct"] == 100.0
+    # Once it is due and still open, it is a miss.
+    rows = sla.compliance(db.session, *sla.month_bounds("2026-10"), as_of=jst(2026, 10, 8, 9))
+    row = next(r for r in rows if r["role"] == "clinic")
+    assert (row["resolution_met"], row["resolution_counted"]) == (1, 2)
 
 
 def test_month_bounds_refuses_garbage():

@@ -11,12 +11,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from helpdesk.audit import Actor
-from helpdesk.auth import insights_required, login_required, public, staff_required
+from helpdesk.auth import insights_required, login_required, public, roles_required, staff_required
 from helpdesk.common import csv_safe, utcnow
 from helpdesk.extensions import db
-from helpdesk.manuals import bp, service
-from helpdesk.manuals.forms import FeedbackForm, LinkForm
 from helpdesk.routing import external_url
+from helpdesk.manuals import bp, loop, service
+from helpdesk.manuals.forms import DraftForm, DraftFromTicketsForm, FeedbackForm, LinkForm
 from helpdesk.security import client_ip, safe_referrer
 from helpdesk.text import clean_input
 
@@ -61,10 +61,15 @@ def index():
     q = clean_input(request.args.get("q"), 200)
     role_filter = request.args.get("role") if request.args.get("role") in ROLES else None
     results = None
+    search_id = None
     if q:
-        results = kb.search(q, role=role_filter if role_filter != "common" else None, lang=None, k=20)
+        results = kb.search(q, role=role_filter if role_filter != "common" else None, lang=None, k=20,
+                            prior=loop.feedback_prior(db.session))
+        search_id = loop.log_search(db.session, source="search", query=q, hits=results,
+                                    user=current_user if current_user.is_authenticated else None,
+                                    role=own or role_filter)
     return render_template("manuals/index.html", sections=sections, own_role=own, q=q, results=results,
-                           role_filter=role_filter, lang=lang)
+                           role_filter=role_filter, lang=lang, search_id=search_id)
 
 
 @bp.get("/manuals/<role>/<slug>")
@@ -89,6 +94,10 @@ def article(role: str, slug: str):
     service.record_view(db.session, slug=slug, lang=lang, user_id=user_id, source=source)
     if source == "suggest" and request.args.get("sg"):
         service.record_suggestion_opened(db.session, token=request.args["sg"], slug=slug, user_id=user_id)
+    if source in ("suggest", "search") and (request.args.get("lt") or request.args.get("sq")):
+        token = request.args.get("lt")
+        loop.mark_clicked(db.session, slug=slug, token=token if service.valid_token(token) else None,
+                          search_id=request.args.get("sq", type=int), user_id=user_id)
     rendered = service.render_markdown(art.body, link_for=lambda r, s: article_url(r, s, lang=lang))
     related = [a for a in (kb.get(s, lang) or kb.get(s) for s in art.related) if a is not None]
     answered = user_id is not None and service.has_answered(db.session, slug=slug, lang=lang, version=version,
@@ -160,7 +169,11 @@ def suggest():
         role = current_user.org_kind  # a requester always sees their own role's articles + common
     lang = request.args.get("lang") if request.args.get("lang") in ("ja", "en") else None
     k = min(max(request.args.get("k", default=5, type=int) or 5, 1), 5)
-    hits = _kb().suggest(q, role=role, k=k, lang=lang) if len(q) >= 2 else []
+    hits = _kb().suggest(q, role=role, k=k, lang=lang, prior=loop.feedback_prior(db.session)) if len(q) >= 2 else []
+    token = request.args.get("lt")
+    if hits is not None and service.valid_token(token):
+        loop.log_search(db.session, source="agent" if current_user.is_staff else "portal", query=q, hits=hits,
+                        user=current_user, role=role or _user_role(), token=token)
     results = [{"slug": h.slug, "title": h.title, "role": h.role, "lang": h.lang, "score": h.score,
                 "excerpt": h.excerpt,
                 "url": external_url("manuals.article", role=h.role, slug=h.slug, lang=h.lang)}
@@ -188,6 +201,8 @@ def link():
     try:
         service.link_to_ticket(db.session, ticket_ref=ref, slug=form.slug.data, user=current_user, actor=_actor(),
                                kb=_kb(), resolved_by=bool(form.resolved_by.data))
+        if service.valid_token(request.form.get("lt")):
+            loop.mark_clicked(db.session, slug=form.slug.data, token=request.form["lt"], user_id=current_user.id)
     except service.ManualsError as exc:
         if wants_json:
             return jsonify({"ok": False, "errors": {"slug": [str(exc)]}}), 404
@@ -215,6 +230,8 @@ def link():
 def deflection_submitted():
     """The new-ticket page with this client token was submitted (sent by suggest.js with sendBeacon)."""
     n = service.record_ticket_submitted(db.session, token=request.form.get("token"))
+    if service.valid_token(request.form.get("token")):
+        loop.mark_ticket_submitted(db.session, token=request.form["token"])
     return jsonify({"ok": True, "updated": n})
 
 
@@ -229,8 +246,9 @@ def _since() -> dt.datetime | None:
 @insights_required
 def analytics():
     articles, categories = service.analytics(db.session, _kb(), since=_since(), locale=_locale())
-    return render_template("manuals/analytics.html", articles=articles, categories=categories,
-                           days=request.args.get("days", type=int))
+    effects = loop.article_effects(db.session, _kb(), locale=_locale())
+    return render_template("manuals/analytics.html", articles=articles, categories=categories, effects=effects,
+                           effect_days=loop.EFFECT_WINDOW_DAYS, days=request.args.get("days", type=int))
 
 
 @bp.get("/manuals/analytics.csv")
@@ -253,3 +271,106 @@ def analytics_csv():
                                           "yes" if c.gap else "no")])
     return Response("\ufeff" + buf.getvalue(), mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": "attachment; filename=manual-analytics.csv"})
+
+
+# --- the knowledge loop: content gaps, drafts from tickets (manual editors only) -----------------------
+
+#: Manual editors: L2 specialists, supervisors, product owners and admins; never requesters.
+editor_required = roles_required("specialist", "supervisor", "product_owner", "admin")
+DRAFT_FIELDS = ("slug", "role", "tags", "title_ja", "body_ja", "title_en", "body_en")
+
+
+@bp.get("/manuals/gaps")
+@editor_required
+def gaps():
+    days = request.args.get("days", default=30, type=int)
+    days = days if days in (7, 30, 90, 365) else 30
+    since = utcnow() - dt.timedelta(days=days)
+    topics = loop.content_gaps(db.session, since=since)
+    groups = loop.uncovered_groups(db.session)
+    return render_template("manuals/gaps.html", topics=topics, groups=groups, days=days,
+                           roles=("municipality", "clinic", "wholesaler", "agent", "unknown"),
+                           form=DraftFromTicketsForm())
+
+
+@bp.get("/manuals/drafts")
+@editor_required
+def drafts():
+    status = request.args.get("status") if request.args.get("status") in ("draft", "published", "discarded") else "draft"
+    return render_template("manuals/drafts.html", drafts=loop.list_drafts(db.session, status), status=status,
+                           form=DraftFromTicketsForm())
+
+
+@bp.post("/manuals/drafts/new")
+@editor_required
+def draft_new():
+    form = DraftFromTicketsForm()
+    if not form.validate_on_submit():
+        for errors in form.errors.values():
+            for message in errors:
+                flash(message, "error")
+        return redirect(safe_referrer() or url_for("manuals.drafts"))
+    refs = [r for r in (form.ticket_refs.data or "").replace(",", " ").split() if r]
+    try:
+        draft = loop.create_draft(db.session, _actor(), group_id=form.group_id.data or None,
+                                  ticket_refs=refs if not form.group_id.data else None)
+    except loop.LoopError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(safe_referrer() or url_for("manuals.drafts"))
+    flash(_("下書きを作成しました。内容を確認・編集してから公開してください。"), "success")
+    return redirect(url_for("manuals.draft_edit", draft_id=draft.id))
+
+
+@bp.route("/manuals/drafts/<int:draft_id>", methods=["GET", "POST"])
+@editor_required
+def draft_edit(draft_id: int):
+    try:
+        draft = loop.get_draft(db.session, draft_id)
+    except loop.LoopError:
+        abort(404)
+    form = DraftForm(obj=draft) if request.method == "GET" else DraftForm()
+    if request.method == "GET":
+        form.tags.data = ", ".join(draft.tags or [])
+        form.expected_version.data = draft.version
+    errors: dict[str, str] = {}
+    preview = None
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            errors = {k: " ".join(str(m) for m in v) for k, v in form.errors.items()}
+        else:
+            action = request.form.get("action", "save")
+            data = {k: getattr(form, k).data for k in DRAFT_FIELDS}
+            try:
+                if action == "discard":
+                    loop.discard_draft(db.session, draft_id, _actor())
+                    flash(_("下書きを破棄しました。"), "success")
+                    return redirect(url_for("manuals.drafts"))
+                draft = loop.save_draft(db.session, draft_id, _actor(), data,
+                                        expected_version=form.expected_version.data)
+                form.expected_version.data = draft.version
+                if action == "publish":
+                    draft = loop.publish_draft(db.session, draft_id, _actor(), current_app.config["MANUALS_DIR"],
+                                               expected_version=draft.version)
+                    service.invalidate_kb()
+                    flash(_("記事を公開しました（第%(v)s版）。", v=draft.published_version), "success")
+                    return redirect(url_for("manuals.article", role=draft.role, slug=draft.slug))
+                if action == "preview":
+                    preview = {lang: service.render_markdown(getattr(draft, f"body_{lang}"),
+                                                             link_for=lambda r, s: article_url(r, s))
+                               for lang in ("ja", "en") if getattr(draft, f"body_{lang}").strip()}
+                else:
+                    flash(_("下書きを保存しました。"), "success")
+                    return redirect(url_for("manuals.draft_edit", draft_id=draft_id))
+            except loop.LoopError as exc:
+                db.session.rollback()
+                if exc.field in DRAFT_FIELDS:
+                    getattr(form, exc.field).errors = [str(exc)]
+                errors[exc.field if exc.field in DRAFT_FIELDS else "form"] = str(exc)
+                draft = loop.get_draft(db.session, draft_id)
+    problem = None
+    if draft.problem_id:
+        from helpdesk.insights.models import Problem
+        problem = db.session.get(Problem, draft.problem_id)
+    return render_template("manuals/draft_edit.html", draft=draft, form=form, errors=errors, preview=preview,
+                           problem=problem), (422 if errors else 200)

@@ -57,8 +57,9 @@
     textarea.dispatchEvent(new Event("input", { bubbles: true }));
   }
 
-  function linkArticle(url, ticketRef, slug) {
+  function linkArticle(url, ticketRef, slug, logToken) {
     var body = new FormData();
+    if (logToken) { body.append("lt", logToken); }
     body.append("csrf_token", csrfToken());
     body.append("ticket_ref", ticketRef || "");
     body.append("slug", slug);
@@ -83,6 +84,8 @@
     var endpoint = source.getAttribute("data-suggest-url") || "/manuals/suggest";
     var deflection = source.hasAttribute("data-suggest-deflection");
     var token = deflection ? newToken() : null;
+    // One token per page for the search log (content gaps): the latest text, what was opened, a ticket after.
+    var logToken = token || newToken();
     var timer = null, controller = null, seq = 0, lastQuery = null;
 
     function render(results) {
@@ -104,6 +107,7 @@
         var href = new URL(hit.url, window.location.href);
         href.searchParams.set("src", "suggest");
         if (token) { href.searchParams.set("sg", token); }
+        href.searchParams.set("lt", logToken);
         a.href = href.toString();
         a.className = "suggestion__title";
         a.textContent = hit.title;
@@ -137,7 +141,7 @@
               var ref = linkHolder.getAttribute("data-ticket-ref") ||
                 (document.querySelector("[data-ticket-ref]") || { getAttribute: function () { return ""; } })
                   .getAttribute("data-ticket-ref");
-              linkArticle(linkUrl, ref, hit.slug).then(function () {
+              linkArticle(linkUrl, ref, hit.slug, logToken).then(function () {
                 status.textContent = T.inserted + " " + T.linked;
                 li.classList.add("suggestion--linked");
               }).catch(function (err) { status.textContent = T.linkFailed + err.message; });
@@ -156,6 +160,7 @@
       lastQuery = text;
       var url = new URL(endpoint, window.location.href);
       url.searchParams.set("q", text.slice(-2000));
+      url.searchParams.set("lt", logToken);
       var role = source.getAttribute("data-suggest-role");
       if (role) { url.searchParams.set("role", role); }
       if (controller) { controller.abort(); }

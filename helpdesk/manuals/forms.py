@@ -41,10 +41,10 @@ class DraftForm(FlaskForm):
     tags = StringField(_l("タグ（読点・カンマ区切り）"), validators=[Optional(), Length(max=500)])
     title_ja = StringField(_l("タイトル（日本語）"), validators=[DataRequired(_l("タイトル（日本語）を入力してください。")),
                                                           Length(max=300)])
-    body_ja = TextAreaField(_l("本文（日本語・Markdown）"), validators=[DataRequired(_l("本文（日本語）を入力してください。")),
+    body_ja = TextAreaField(_l("本文（日本語・Markdown）"), render_kw={"rows": 18}, validators=[DataRequired(_l("本文（日本語）を入力してください。")),
                                                                 Length(max=50000)])
     title_en = StringField(_l("タイトル（英語）"), validators=[Optional(), Length(max=300)])
-    body_en = TextAreaField(_l("本文（英語・Markdown）"), validators=[Optional(), Length(max=50000)])
+    body_en = TextAreaField(_l("本文（英語・Markdown）"), render_kw={"rows": 12}, validators=[Optional(), Length(max=50000)])
 
     def validate_expected_version(self, field):
         try:

@@ -114,8 +114,9 @@ def user_detail(user_id: int):
     try:
         from helpdesk.tickets.models import Ticket
 
-        open_tickets = db.session.scalar(select(func.count(Ticket.id)).where(
-            Ticket.requester_id == user.id, Ticket.status.in_(("new", "open", "pending", "escalated"))))
+        from helpdesk.tickets.display import open_tickets_of
+
+        open_tickets = open_tickets_of(db.session, user.id)  # listed (linked), not only counted
     except Exception:  # tickets not available
         db.session.rollback()
     return render_template("accounts/user.html", user=user, history=history, may_act=_may_act_on(user),

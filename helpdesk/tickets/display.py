@@ -234,3 +234,27 @@ _CODE_IN_QUOTES = re.compile(r"「([a-z_]+)」")
 def reason_in_words(reason: str) -> str:
     """A refusal from the service with status codes replaced by their labels (「new」 → 「新規」)."""
     return _CODE_IN_QUOTES.sub(lambda m: "「" + str(STATUS_LABELS.get(m.group(1), m.group(1))) + "」", reason)
+
+
+# --- merge and macro previews ---------------------------------------------------------------------
+
+def merge_warnings(source: Ticket, target: Ticket) -> list[str]:
+    """Why merging `source` into `target` deserves a second look (different requester / organisation)."""
+    warnings = []
+    if source.requester_id != target.requester_id:
+        warnings.append(str(_l("依頼者が異なります（%(a)s → %(b)s）。", a=_name(source.requester),
+                               b=_name(target.requester))))
+    if source.organisation_id != target.organisation_id:
+        warnings.append(str(_l("組織が異なります（%(a)s → %(b)s）。", a=_name(source.organisation),
+                               b=_name(target.organisation))))
+    return warnings
+
+
+def _name(obj) -> str:
+    return obj.name if obj is not None else str(_l("（なし）"))
+
+
+def ticket_summary(ticket: Ticket) -> dict:
+    return {"ref": ticket.ref, "subject": ticket.subject, "requester": _name(ticket.requester),
+            "organisation": _name(ticket.organisation), "status": ticket.status,
+            "status_label": str(STATUS_LABELS.get(ticket.status, ticket.status))}

@@ -331,6 +331,8 @@ def _render_detail(ticket: Ticket, *, status: int = 200, changes=None, **overrid
         timeline_rows=display.timeline_with_merged(db.session, ticket, items),
         describe=lambda event: display.describe(event, people, categories), linkify=display.linkify,
         account_state=display.account_state, context=display.context_tickets(db.session, ticket),
+        merge_needs_confirm=override.get("merge_needs_confirm", False),
+        macro_category=override.get("macro_category"),
         tiers_above=[t for t in TIERS if TIERS.index(t) > TIERS.index(ticket.tier)],
     ), status
 
@@ -404,18 +406,20 @@ def reply(ref: str):
             form.status_after.data = macro.set_status
         form.body.errors = []
         service.touch_presence(ticket.id, current_user.id, current_user.name, "replying")
-        return _render_detail(ticket, reply=form)
+        category = db.session.get(Category, macro.set_category_id) if macro.set_category_id else None
+        return _render_detail(ticket, reply=form, macro_category=category)
     if not form.validate():
         return _render_detail(ticket, status=400, reply=form)
     public = form.visibility.data == "public"
     macro_id = int(form.macro.data) if (form.macro.data or "").isdigit() else None
+    macro = db.session.get(Macro, macro_id) if macro_id else None
     try:
-        if macro_id:
-            macros.apply_macro(db.session, ticket.id, macro_id, _actor(), agent_name=current_user.name,
-                               public=public, body=form.body.data, expected_version=form.version.data)
-        else:
-            service.add_comment(db.session, ticket.id, form.body.data, _actor(), public=public,
-                                expected_version=form.version.data, commit=False)
+        service.add_comment(db.session, ticket.id, form.body.data, _actor(), public=public,
+                            expected_version=form.version.data, commit=False)
+        # A macro's category applies only when the agent kept it (its status comes as status_after).
+        if macro is not None and macro.set_category_id and request.form.get("apply_category") == "1":
+            category = db.session.get(Category, macro.set_category_id)
+            service.update_fields(db.session, ticket.id, _actor(), category=category.code, commit=False)
         if form.status_after.data:
             service.change_status(db.session, ticket.id, form.status_after.data, _actor(), commit=False)
         db.session.commit()
@@ -517,6 +521,10 @@ def merge(ref: str):
         return _render_detail(ticket, status=400, merge=form)
     if form.version.data != ticket.version:
         return _conflict(ticket.id, "merge", form, form.seen_event.data)
+    warnings = display.merge_warnings(ticket, target)
+    if warnings and request.form.get("confirm_different") != "1":
+        form.target.errors = warnings + [_("別の依頼者・組織のチケットに統合する場合は、確認のチェックを入れてください。")]
+        return _render_detail(ticket, status=400, merge=form, merge_target=target, merge_needs_confirm=True)
     try:
         service.merge_tickets(db.session, ticket.id, target.id, _actor())
     except StaleDataError:
@@ -527,6 +535,41 @@ def merge(ref: str):
         return _render_detail(db.session.get(Ticket, ticket.id), status=400, merge=form)
     flash(_("%(src)s を %(dst)s に統合しました。", src=ticket.ref, dst=target.ref), "success")
     return redirect(url_for("tickets.detail", ref=target.ref))
+
+
+@bp.get("/tickets/<ref>/merge-preview")
+@staff_required
+def merge_preview(ref: str):
+    """What merging into `target` would do: the target's subject, requester and status, and warnings (JSON)."""
+    ticket = _load(ref)
+    target = _other(request.args.get("target", "")[:20])
+    if target is None:
+        return jsonify({"ok": False, "error": _("統合先のチケット %(ref)s が見つかりません。",
+                                                ref=request.args.get("target", "")[:20].strip())})
+    if target.id == ticket.id:
+        return jsonify({"ok": False, "error": _("同じチケットには統合できません。")})
+    return jsonify({"ok": True, "target": display.ticket_summary(target),
+                    "warnings": display.merge_warnings(ticket, target)})
+
+
+@bp.get("/tickets/<ref>/macros/<int:macro_id>/preview")
+@staff_required
+def macro_preview(ref: str, macro_id: int):
+    """A macro filled in for this ticket and what it would change (JSON); nothing is saved."""
+    ticket = _load(ref)
+    macro = db.session.get(Macro, macro_id)
+    if macro is None or not macro.active:
+        abort(404)
+    category = db.session.get(Category, macro.set_category_id) if macro.set_category_id else None
+    changes = []
+    if macro.set_status and macro.set_status != ticket.status:
+        changes.append({"field": "status", "label": _("ステータス"), "value": macro.set_status,
+                        "before": str(STATUS_LABELS[ticket.status]), "after": str(STATUS_LABELS[macro.set_status])})
+    if category is not None and category.id != ticket.category_id:
+        changes.append({"field": "category", "label": _("カテゴリ"), "value": category.code,
+                        "before": _category_label(ticket.category) if ticket.category else _("（未分類）"),
+                        "after": _category_label(category)})
+    return jsonify({"body": macros.render(macro.body, ticket, current_user.name), "changes": changes})
 
 
 @bp.post("/tickets/<ref>/link")

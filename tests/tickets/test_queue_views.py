@@ -118,7 +118,11 @@ def test_merge_through_page_keeps_history(db, client, login, agent, make_ticket)
     service.add_comment(db.session, source.id, "元チケットの返信", Actor.for_user(agent))
     login(agent)
     db.session.refresh(source)
+    # Different requesters: refused with the reason in words until the agent confirms it.
     response = client.post(f"/tickets/{source.ref}/merge", data={"target": target.ref, "version": source.version})
+    assert response.status_code == 400 and "依頼者が異なります" in response.get_data(as_text=True)
+    response = client.post(f"/tickets/{source.ref}/merge", data={"target": target.ref, "version": source.version,
+                                                                 "confirm_different": "1"})
     assert response.status_code == 302
     db.session.expire_all()
     src = db.session.get(Ticket, source.id)
@@ -181,7 +185,7 @@ def test_macro_admin_and_insert_with_placeholders(db, client, login, make_user, 
     assert f"{ticket.requester.name} 様" in html and f"{ticket.ref} のロックを解除しました。管理 者" in html
     response = client.post(f"/tickets/{ticket.ref}/reply", data={
         "macro": str(macro.id), "body": f"{ticket.requester.name} 様 解除しました", "visibility": "public",
-        "version": ticket.version})
+        "version": ticket.version, "status_after": "resolved", "apply_category": "1"})  # the agent kept both
     assert response.status_code == 302
     db.session.expire_all()
     fresh = db.session.get(Ticket, ticket.id)

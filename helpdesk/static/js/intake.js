@@ -149,3 +149,16 @@
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey) && !ev.isComposing) { ev.preventDefault(); send(); }
   });
 })();
+
+/* Phone intake: Enter in a one-line field (件名, 発信者 …) never submits the form — only Enter on the last
+   field (一次解決) or Ctrl+Enter does; Enter that confirms an IME conversion is left alone. */
+(function () {
+  "use strict";
+  var form = document.getElementById("intake-form");
+  if (!form) { return; }
+  form.addEventListener("keydown", function (ev) {
+    if (ev.key !== "Enter" || ev.isComposing || ev.keyCode === 229 || ev.ctrlKey || ev.metaKey) { return; }
+    var t = ev.target;
+    if (t.tagName === "INPUT" && !/^(checkbox|radio|submit|button)$/.test(t.type)) { ev.preventDefault(); }
+  });
+})();

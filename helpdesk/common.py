@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime
@@ -62,10 +63,21 @@ def to_tokyo(value: dt.datetime | None) -> dt.datetime | None:
     return value.astimezone(TOKYO) if value is not None else None
 
 
+#: First characters that make a spreadsheet read a cell as a formula (after NFKC, so the full-width
+#: ＝＋－＠ and the small ﹦﹢﹣﹫ forms count too: Excel's Japanese input treats them as their ASCII forms).
+_FORMULA_START = frozenset("=+-@\t\r\n")
+
+
 def csv_safe(value) -> str:
-    """Neutralise spreadsheet formulas in exported cells (CSV injection)."""
+    """Neutralise spreadsheet formulas in an exported cell (CSV injection): the one helper every CSV uses.
+
+    A cell whose first non-blank character is a formula starter, in ASCII, full-width or small form,
+    gets a leading apostrophe, so it is shown as text.
+    """
     text = "" if value is None else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    first = text.lstrip(" \u3000")[:1] or text[:1]
+    if first and (first in _FORMULA_START or unicodedata.normalize("NFKC", first)[:1] in _FORMULA_START
+                  or first == "\u2212"):  # U+2212 MINUS SIGN (no NFKC form, read as minus)
         return "'" + text
     return text
 

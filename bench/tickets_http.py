@@ -31,6 +31,10 @@ FILTERED = ["status=open&priority=P2", "status=active&category=delivery&role=cli
             "status=pending&sort=updated", "assignee=none&status=active&sort=priority",
             "tier=L2&status=escalated", "status=active&sla=breached&sort=due"]
 
+#: Filters a search is combined with (issue 19: these failed on PostgreSQL with 3+ character searches).
+SEARCH_WITHIN = [("open", "status=open"), ("active", "status=active"), ("a category", "category=login"),
+                 ("priority P2", "priority=P2"), ("mine", "assignee=me&status=active")]
+
 
 class Client:
     """One keep-alive connection with a cookie jar of one session cookie."""
@@ -214,7 +218,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--max-id", type=int, required=True, help="highest ticket id (ticket pages are random ids)")
     parser.add_argument("--create", type=int, default=0, help="tickets to create through the portal form")
-    parser.add_argument("--only", choices=["queue", "search", "ticket", "create"], default=None)
+    parser.add_argument("--only", choices=["queue", "search", "filtered-search", "ticket", "create"], default=None)
     args = parser.parse_args()
     n, rng = args.requests, random.Random(5)
     if args.only in (None, "queue"):
@@ -227,6 +231,12 @@ def main() -> None:
             [f"/agent/queue?q={urllib.parse.quote(rng.choice(SEARCHES))}" for _ in range(n)], args.threads)
         for q in SEARCHES:
             run(f"  search {q}", args.base, [f"/agent/queue?q={urllib.parse.quote(q)}"] * 20, args.threads)
+    if args.only in (None, "filtered-search"):
+        # Issue 19: a search inside a filtered queue (the agent's most frequent narrowing).
+        for label, filt in SEARCH_WITHIN:
+            run(f"search within {label}", args.base,
+                [f"/agent/queue?{filt}&q={urllib.parse.quote(rng.choice(SEARCHES))}" for _ in range(n // 3)],
+                args.threads)
     if args.only in (None, "ticket"):
         run("ticket page", args.base, [f"/tickets/HD-{rng.randint(1, args.max_id):06d}" for _ in range(n)],
             args.threads)

@@ -409,24 +409,34 @@ def query_tickets(session, user: User, filters: QueueFilters, *, cursor: str | N
     return Page(items=items, next_cursor=next_cursor, scores=scores)
 
 
-def _bitmap_threshold(session) -> float:
-    """Matches below which collecting every match (trigram bitmap scan) beats walking created_at.
-
-    Collecting costs ~ matches; walking the index backwards until CANDIDATE_LIMIT matches are found
-    costs ~ CANDIDATE_LIMIT * table_rows / matches. They break even at sqrt(CANDIDATE_LIMIT * rows).
-    """
-    rows = session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'tickets'")) or 0
-    return max(5_000.0, (search.CANDIDATE_LIMIT * max(float(rows), 1.0)) ** 0.5)
+def _table_rows(session) -> float:
+    return float(session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'tickets'")) or 0)
 
 
 def _use_bitmap(session, where, candidates, sq: search.SearchQuery) -> bool:
+    """Whether collecting every match through the trigram index beats walking the tickets newest first.
+
+    Walking (an index on created_at, or on the filter's columns and created_at) stops after
+    CANDIDATE_LIMIT matches, so it visits about CANDIDATE_LIMIT × filtered / (filtered ∧ matching)
+    rows, and never more than the filtered rows. Collecting visits about as many rows as the search
+    terms match in the whole table. Both come from the planner's estimates (pg_trgm gives useful
+    LIKE estimates). Without a filter this is the classic break-even at sqrt(CANDIDATE_LIMIT × rows).
+    With a filter, comparing only "filtered ∧ matching" against a fixed threshold picked the bitmap
+    for common words inside a small view (「ログイン」 within open tickets: 470 ms instead of 20 ms).
+    """
     if session.get_bind().dialect.name != "postgresql":
         return False
     if any(len(t) < 3 for t in sq.candidate_terms):
         return False  # pg_trgm cannot serve 1–2 character terms
     session.execute(text("SET LOCAL jit = off"))  # JIT compilation costs more than these queries
-    estimate = search.estimate_rows(session, select(Ticket.id).where(*where, candidates))
-    return estimate < _bitmap_threshold(session)
+    matching = search.estimate_rows(session, select(Ticket.id).where(candidates))
+    if where:
+        filtered = search.estimate_rows(session, select(Ticket.id).where(*where))
+        both = search.estimate_rows(session, select(Ticket.id).where(*where, candidates))
+    else:
+        filtered, both = max(_table_rows(session), 1.0), matching
+    walk = min(filtered, search.CANDIDATE_LIMIT * filtered / max(both, 1.0))
+    return matching < max(walk, 5_000.0)
 
 
 def _recent_candidates(session, where, candidates, sq: search.SearchQuery):
@@ -457,6 +467,12 @@ def count_tickets(session, user: User, filters: QueueFilters, *, cap: int = COUN
             n = session.scalar(select(func.count()).select_from(inner)) or 0
             return Count(min(n, cap), n > cap)
         where.append(candidates)
+        # Walk newest first (the same plan as the page itself): without the ORDER BY the planner may
+        # collect every trigram match of a common word before it stops at the cap.
+        inner = (select(Ticket.id).where(*where).order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                 .limit(cap + 1).subquery())
+        n = session.scalar(select(func.count()).select_from(inner)) or 0
+        return Count(min(n, cap), n > cap)
     inner = select(Ticket.id).where(*where).limit(cap + 1).subquery()
     n = session.scalar(select(func.count()).select_from(inner)) or 0
     return Count(min(n, cap), n > cap)

@@ -32,6 +32,7 @@ from helpdesk.common import utcnow
 from helpdesk.extensions import db
 from helpdesk.notify.models import DeliveryAttempt, Outbox
 from helpdesk.notify.service import render_pending
+from helpdesk.text import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +76,15 @@ def build_message(row: Outbox, config) -> EmailMessage:
     lang = (row.headers or {}).get("lang", "ja")
     msg["From"] = formataddr((config.get("MAIL_FROM_NAME") or SENDER_NAME.get(lang, SENDER_NAME["ja"]),
                               config["MAIL_FROM"]))
-    msg["To"] = row.recipient
-    msg["Subject"] = row.subject or ""
+    # Header values are single lines whatever the row holds (a subject stored before input cleaning may
+    # carry CR/LF): no header can be injected, and the mail is still sent.
+    msg["To"] = one_line(row.recipient)
+    msg["Subject"] = one_line(row.subject, 998)
     msg["Date"] = formatdate(localtime=False)
     for name in ("Message-ID", "In-Reply-To", "References", "Reply-To"):
         value = (row.headers or {}).get(name)
         if value:
-            msg[name] = value
+            msg[name] = one_line(value)
     # RFC 3834: ours is an automatic message; other systems' auto-responders should not answer it.
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"

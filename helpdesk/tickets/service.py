@@ -21,7 +21,7 @@ from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
 from helpdesk.common import insert_now, utcnow
 from helpdesk.lookup_cache import LookupCache, attach, column_values
-from helpdesk.text import clean_input, normalize
+from helpdesk.text import clean_input, normalize, one_line
 from helpdesk.tickets import live
 from helpdesk.tickets.models import (CHANNELS, OPEN_STATUSES, PRIORITIES, TIERS, TRANSITIONS, Category,
                                      category_label,
@@ -183,7 +183,7 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
                   resolved_on_call: bool = False, assignee_id: int | None = None,
                   commit: bool = True) -> Ticket:
     """Create a ticket and its 'created' event; a repeated form nonce raises DuplicateSubmission."""
-    subject = clean_input(subject, 300)
+    subject = one_line(subject, 300)  # a subject is one line: CR/LF would end up in mail headers
     body = clean_input(body, 100_000)
     if not subject:
         raise TicketError("件名を入力してください。")

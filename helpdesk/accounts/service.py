@@ -6,7 +6,7 @@ import hashlib
 import secrets
 
 from flask import current_app, has_app_context
-from sqlalchemy import select, update
+from sqlalchemy import and_, case, or_, select, update
 
 from helpdesk import audit
 from helpdesk.accounts.models import Organisation, PasswordResetToken, User
@@ -32,7 +32,12 @@ def find_user_by_email(session, email: str) -> User | None:
 
 
 def authenticate(session, email: str, password: str, ip: str | None = None) -> User | None:
-    """Return the user if the password is right and the account usable; count failures and lock."""
+    """Return the user if the password is right and the account usable; count failures and lock.
+
+    Every password check is paid for first: `_claim_attempt` takes one of the account's
+    LOGIN_MAX_FAILURES attempts with one atomic UPDATE (committed before the slow hash), so however
+    many requests race, no more than that many passwords are ever checked before the lock.
+    """
     user = find_user_by_email(session, email)
     now = utcnow()
     if user is None:
@@ -42,32 +47,64 @@ def authenticate(session, email: str, password: str, ip: str | None = None) -> U
         session.commit()
         return None
     actor = Actor(user.id, user.email, ip)
-    if user.is_locked(now) or not user.is_active:
-        verify_password(user.password_hash, password)
-        audit.record(session, actor, "login.refused", "user", user.id,
-                     {"reason": "locked" if user.is_locked(now) else "disabled"})
+    limit = _cfg("LOGIN_MAX_FAILURES", 5)
+    attempt = _claim_attempt(session, user.id, now, limit)
+    if attempt is None:  # locked, disabled, or every attempt of this window already taken
+        verify_password(None, password)  # same work, but the account's password is not checked
+        session.refresh(user)
+        reason = "disabled" if not user.is_active else "locked"
+        audit.record(session, actor, "login.refused", "user", user.id, {"reason": reason})
         session.commit()
         return None
     if not verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        detail = {"failed_logins": user.failed_logins}
-        if user.failed_logins >= _cfg("LOGIN_MAX_FAILURES", 5):
-            user.locked_at = now
-            user.locked_until = now + dt.timedelta(minutes=_cfg("LOGIN_LOCK_MINUTES", 30))
-            detail["locked_until"] = user.locked_until.isoformat()
+        detail = {"failed_logins": attempt}
+        if attempt >= limit and _lock(session, user.id, now, limit):
+            detail["locked_until"] = (now + dt.timedelta(minutes=_cfg("LOGIN_LOCK_MINUTES", 30))).isoformat()
             audit.record(session, actor, "user.locked", "user", user.id, detail)
         audit.record(session, actor, "login.failed", "user", user.id, detail)
         session.commit()
+        session.refresh(user)
         return None
-    if user.locked_at is not None:  # a lock that has expired
-        user.locked_at = user.locked_until = None
-    user.failed_logins = 0
-    user.last_login_at = now
+    session.execute(update(User).where(User.id == user.id)
+                    .values(failed_logins=0, locked_at=None, locked_until=None, last_login_at=now))
     if user.state == "invited":
-        user.state, user.activated_at = "activated", now
+        session.execute(update(User).where(User.id == user.id, User.state == "invited")
+                        .values(state="activated", activated_at=now))
     audit.record(session, actor, "login.succeeded", "user", user.id)
     session.commit()
+    session.refresh(user)
     return user
+
+
+def _claim_attempt(session, user_id: int, now: dt.datetime, limit: int) -> int | None:
+    """Take one password attempt of the account, atomically; its number (1..limit), or None.
+
+    One UPDATE … SET failed_logins = failed_logins + 1 … RETURNING: the row lock makes racing
+    requests take turns, and each re-reads the counter, so at most `limit` of them get a number.
+    A lock that has expired opens a fresh window. Committed at once, before the password hash
+    is computed, so the row is not held during it.
+    """
+    expired = and_(User.locked_at.is_not(None), User.locked_until.is_not(None), User.locked_until <= now)
+    attempt = session.scalar(
+        update(User)
+        .where(User.id == user_id, User.state != "disabled",
+               or_(and_(User.locked_at.is_(None), User.failed_logins < limit), expired))
+        .values(failed_logins=case((User.locked_at.is_not(None), 1), else_=User.failed_logins + 1),
+                locked_at=None, locked_until=None)
+        .returning(User.failed_logins)
+        .execution_options(synchronize_session=False))
+    session.commit()
+    return attempt
+
+
+def _lock(session, user_id: int, now: dt.datetime, limit: int) -> bool:
+    """Lock after the last wrong attempt, unless a right password reset the counter meanwhile."""
+    return session.scalar(
+        update(User)
+        .where(User.id == user_id, User.locked_at.is_(None), User.failed_logins >= limit)
+        .values(locked_at=now, locked_until=now + dt.timedelta(minutes=_cfg("LOGIN_LOCK_MINUTES", 30)))
+        .returning(User.id)
+        .execution_options(synchronize_session=False)) is not None
 
 
 def set_password(session, user_id: int, new_password: str, actor: Actor, *, current_password: str | None = None,

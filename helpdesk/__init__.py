@@ -7,7 +7,11 @@ import os
 from flask import Flask, session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from helpdesk import accounts, api, core, insights, manuals, notify, reports, sla, tickets
 from helpdesk import config as config_module
+
+#: The domains, in the order their blueprints register.
+DOMAINS = (core, accounts, tickets, manuals, insights, sla, notify, reports, api)
 
 logger = logging.getLogger(__name__)
 
@@ -145,22 +149,9 @@ def _select_locale() -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from helpdesk.accounts import bp as accounts_bp
-    from helpdesk.api import bp as api_bp
-    from helpdesk.core import bp as core_bp
-    from helpdesk.insights import bp as insights_bp
-    from helpdesk.manuals import bp as manuals_bp
-    from helpdesk.notify import bp as notify_bp
-    from helpdesk.reports import bp as reports_bp
-    from helpdesk.sla import bp as sla_bp
-    from helpdesk.tickets import bp as tickets_bp
-
-    for bp in (core_bp, accounts_bp, tickets_bp, manuals_bp, insights_bp, sla_bp, notify_bp, reports_bp, api_bp):
-        app.register_blueprint(bp)
-    # Domains connect their signal receivers (SLA clock, notifications, webhooks, problem links).
-    from helpdesk import receivers
-
-    receivers.connect_all()
+    # Each domain registers its own blueprints (and, for the API, its problem-event hooks).
+    for domain in DOMAINS:
+        domain.init_app(app)
 
 
 def _register_cli(app: Flask) -> None:

@@ -9,24 +9,24 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates
 DEFAULT_RATE_LIMIT = "600 per minute"
 
 
-def _setup() -> None:
-    from helpdesk.api import ratelimit
+_set_up = False
+
+
+def init_app(app) -> None:
+    """Register the JSON API (routes, per-token rate limit, no CSRF) and the token/webhook admin pages;
+    problem changes become webhook events."""
+    global _set_up
+    from helpdesk.api import docs, events, insights_views, ratelimit, views  # noqa: F401  (they import `bp`)
     from helpdesk.api.admin import admin_bp
     from helpdesk.extensions import csrf
 
+    if not _set_up:  # the blueprint is shared by every app built in this process
+        # Per-token limit, one Redis round trip (see ratelimit.py for why not Flask-Limiter here).
+        bp.before_request(ratelimit.check)
+        bp.after_request(ratelimit.add_headers)
+        _set_up = True
     # Token-authenticated: no cookies are read, so CSRF does not apply (the admin pages keep it).
     csrf.exempt(bp)
-    # Per-token limit, one Redis round trip (see ratelimit.py for why not Flask-Limiter here).
-    bp.before_request(ratelimit.check)
-    bp.after_request(ratelimit.add_headers)
-    # The admin pages live outside /api/v1; they register with the API blueprint.
-    bp.record_once(lambda state: state.app.register_blueprint(admin_bp))
-
-
-from helpdesk.api import docs, views  # noqa: E402,F401  (routes register on bp)
-from helpdesk._optional import import_optional  # noqa: E402
-
-# Problems and insights operations exist when the insights domain does.
-import_optional("helpdesk.api.insights_views")
-
-_setup()
+    app.register_blueprint(bp)
+    app.register_blueprint(admin_bp)
+    events.connect_problem_events()

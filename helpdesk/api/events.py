@@ -1,12 +1,13 @@
-"""Signal receivers: ticket (and problem) changes become webhook deliveries in the outbox.
+"""Webhook events: ticket (and problem) changes become webhook deliveries in the outbox.
 
-They run inside the caller's transaction, so a rolled-back change sends nothing.
+They run inside the caller's transaction, so a rolled-back change sends nothing. The ticket
+effects (`helpdesk.tickets.effects`) call `ticket_created` / `ticket_changed`.
 """
 from __future__ import annotations
 
 import logging
 
-from helpdesk import signals
+from helpdesk.api.service import queue_event
 
 logger = logging.getLogger(__name__)
 
@@ -21,17 +22,13 @@ def ticket_data(ticket, change: dict | None = None) -> dict:
     return data
 
 
-def _on_created(session, ticket=None, actor=None, event=None, **_):
-    from helpdesk.api.service import queue_event
-
+def ticket_created(session, ticket) -> None:
+    """Queue `ticket.created` for the subscribers (inside the creating transaction)."""
     queue_event(session, "ticket.created", ticket_data(ticket), key=f"t{ticket.id}", ticket_id=ticket.id)
 
 
-def _on_changed(session, ticket=None, actor=None, event=None, **_):
-    from helpdesk.api.service import queue_event
-
-    if event is None:
-        return
+def ticket_changed(session, ticket, actor, event) -> None:
+    """Queue `ticket.updated` (and `ticket.resolved`) for one recorded change."""
     change = {"kind": event.kind, "before": event.before, "after": event.after,
               "actor": actor.label if actor else None}
     data = ticket_data(ticket, change)
@@ -75,7 +72,6 @@ def _problem_before_commit(session) -> None:
         return
     import uuid
 
-    from helpdesk.api.service import queue_event
     from helpdesk.insights.models import Problem
 
     for problem_id, (event_name, change) in pending.items():
@@ -95,9 +91,7 @@ def _problem_rollback(session, previous_transaction) -> None:
         session.info.pop(_PENDING, None)
 
 
-def connect() -> None:
-    signals.ticket_created.connect(_on_created)
-    signals.ticket_changed.connect(_on_changed)
+def connect_problem_events() -> None:
     from sqlalchemy import event
     from sqlalchemy.orm import Session
 

@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from pydantic.json_schema import models_json_schema
 
+from helpdesk.api import insights_views, views  # noqa: F401  (their @operation calls fill OPERATIONS)
 from helpdesk.api import schemas as S
 from helpdesk.api.framework import OPERATIONS, Operation
 

@@ -51,7 +51,7 @@ def _queue(session, row: Outbox) -> Outbox | None:
     inserts nothing, and the caller's own change is never rolled back. The returned object is not
     attached to the session (it carries the values and the new id).
     """
-    values = {c.key: getattr(row, c.key) for c in _OUTBOX_COLUMNS}
+    values = {key: getattr(row, key) for key in _OUTBOX_COLUMNS}
     values["created_at"] = values["created_at"] or utcnow()
     values["max_attempts"] = values["max_attempts"] or 8
     # A Core statement on the session's connection: no ORM flush of the caller's pending rows here
@@ -66,7 +66,8 @@ def _queue(session, row: Outbox) -> Outbox | None:
     return row
 
 
-_OUTBOX_COLUMNS = [c for c in Outbox.__mapper__.column_attrs if c.key != "id"]
+#: Column names (the table, not the mapper: reading the mapper at import would configure all mappers).
+_OUTBOX_COLUMNS = [c.key for c in Outbox.__table__.columns if c.key != "id"]
 _INSERTS: dict[str, object] = {}
 
 
@@ -237,7 +238,12 @@ def _tokyo(value: dt.datetime | None) -> str:
     return value.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
-# --- ticket notifications (called from the receivers, inside the ticket's transaction) -------
+# --- ticket notifications (called by tickets.effects, inside the ticket's transaction) -------
+
+def enabled() -> bool:
+    """NOTIFY_ENABLED (default on): off, ticket changes queue no mail (imports, load tests)."""
+    return not has_app_context() or current_app.config.get("NOTIFY_ENABLED", True)
+
 
 def on_ticket_created(session, ticket, actor: Actor | None = None) -> None:
     """Requester: 'received' with the reference; agent: 'assigned' when created with an assignee."""

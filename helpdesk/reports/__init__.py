@@ -7,4 +7,9 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("reports", __name__, template_folder="templates", static_folder="static",
                static_url_path="/reports/static")
 
-from helpdesk.reports import views  # noqa: E402,F401  (routes register on bp)
+
+def init_app(app) -> None:
+    """Register the reports pages (the views module adds its routes to `bp` when imported)."""
+    from helpdesk.reports import views  # noqa: F401  (they import `bp` from here)
+
+    app.register_blueprint(bp)

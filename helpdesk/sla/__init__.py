@@ -6,4 +6,9 @@ from flask import Blueprint
 logger = logging.getLogger(__name__)
 bp = Blueprint("sla", __name__, template_folder="templates")
 
-from helpdesk.sla import views  # noqa: E402,F401  (routes register on bp)
+
+def init_app(app) -> None:
+    """Register the sla pages (the views module adds its routes to `bp` when imported)."""
+    from helpdesk.sla import views  # noqa: F401  (they import `bp` from here)
+
+    app.register_blueprint(bp)

@@ -1,7 +1,7 @@
 """SLA clock: due dates from policies on the desk calendar, pauses while pending, the breach sweep.
 
-The tickets service emits signals (see `helpdesk.sla.receivers`); the handlers here run inside the
-caller's transaction and never commit. `sweep()` and the settings functions commit themselves.
+The ticket effects (`helpdesk.tickets.effects`) call the clock functions here inside the caller's
+transaction; they never commit. `sweep()` and the settings functions commit themselves.
 """
 from __future__ import annotations
 
@@ -262,7 +262,7 @@ def apply_sla(session, ticket: Ticket, now: dt.datetime | None = None, *, reset_
     """Set the ticket's due dates from its policy, its start time and the minutes it spent paused.
 
     `calendar` and `known_new` (the ticket has no clock yet) spare queries in bulk backfills;
-    `add=False` leaves a new clock out of the session (the ticket is not inserted yet, see start_clock).
+    `add=False` leaves a new clock out of the session (the ticket is not inserted yet, see stamp_new_ticket).
     """
     calendar = calendar or get_calendar(session)
     clock = None if known_new else session.get(SlaClock, ticket.id)
@@ -321,25 +321,42 @@ def _state_now(ticket: Ticket, clock: SlaClock, now: dt.datetime) -> str | None:
     return "ok"
 
 
-_PENDING_CLOCK = "_sla_pending_clock"
+def stamp_new_ticket(session, ticket: Ticket) -> SlaClock:
+    """Before the ticket's INSERT: its due dates and badge are set so that INSERT writes them.
 
-
-def start_clock(session, ticket: Ticket, actor: Actor | None = None) -> None:
-    """Before the ticket's INSERT: due dates and badge go into that INSERT; the clock row waits for the id."""
+    Returns the ticket's clock, not yet in the session (the ticket has no id yet): pass it to
+    `start_clock` once the ticket is inserted.
+    """
     with session.no_autoflush:
-        clock = apply_sla(session, ticket, ticket.created_at, known_new=True, add=False)
-    setattr(ticket, _PENDING_CLOCK, clock)
+        return apply_sla(session, ticket, ticket.created_at, known_new=True, add=False)
 
 
-def on_ticket_created(session, ticket: Ticket, actor: Actor | None = None, at: dt.datetime | None = None) -> None:
-    """Start the clock: due dates from the policy, counted from the ticket's creation."""
-    clock = getattr(ticket, _PENDING_CLOCK, None)
+def start_clock(session, ticket: Ticket, clock: SlaClock | None = None, at: dt.datetime | None = None) -> None:
+    """After the ticket's INSERT: write its clock row (`clock` from `stamp_new_ticket`, or computed now)."""
     if clock is not None:
-        delattr(ticket, _PENDING_CLOCK)
         clock.ticket_id = ticket.id
         insert_now(session, clock)  # a later change in this transaction reads it back (session.get)
         return
     apply_sla(session, ticket, at or ticket.created_at, known_new=True)
+
+
+def on_ticket_event(session, ticket: Ticket, event) -> None:
+    """Move the clock for one recorded change (status, priority, category); other changes leave it."""
+    if event.kind == "status":
+        on_status_changed(session, ticket, event.before, event.after, at=event.at)
+    elif event.kind == "priority":
+        on_priority_changed(session, ticket, at=event.at)
+    elif event.kind == "category":
+        on_category_changed(session, ticket, at=event.at)
+
+
+def on_public_reply(session, ticket: Ticket, comment) -> None:
+    """A first public reply ends the first-response clock: the badge may drop from at-risk to ok."""
+    if not comment.is_public or ticket.first_response_at is None or ticket.sla_state != "at_risk":
+        return
+    clock = session.get(SlaClock, ticket.id)
+    if clock is not None:
+        ticket.sla_state = _next_state(ticket.sla_state, _state_now(ticket, clock, comment.created_at or utcnow()))
 
 
 def on_priority_changed(session, ticket: Ticket, actor: Actor | None = None, at: dt.datetime | None = None) -> None:

@@ -16,13 +16,13 @@ from sqlalchemy import Select, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from helpdesk import audit, signals
+from helpdesk import audit
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
 from helpdesk.common import insert_now, utcnow
 from helpdesk.lookup_cache import LookupCache, attach, column_values
 from helpdesk.text import clean_input, normalize, one_line
-from helpdesk.tickets import live
+from helpdesk.tickets import effects, live
 from helpdesk.tickets.models import (CHANNELS, OPEN_STATUSES, PRIORITIES, TIERS, TRANSITIONS, Category,
                                      category_label,
                                      Comment, FormNonce, Ticket, TicketArticle, TicketEvent, TicketLink,
@@ -112,12 +112,14 @@ def _new_event(ticket: Ticket, actor: Actor, kind: str, before=None, after=None,
 
 def _event(session, ticket: Ticket, actor: Actor, kind: str, before=None, after=None,
            detail: dict | None = None, emit: bool = True, at: dt.datetime | None = None) -> TicketEvent:
+    """Record one change on the timeline, then run its effects (SLA clock, mail, webhooks) unless
+    `emit` is False (a change that causes none, e.g. an attachment added)."""
     ev = _new_event(ticket, actor, kind, before, after, detail, at)
     session.add(ev)
     session.flush()
     live.note(session, ticket, actor, kind, ev.id)  # open queue pages hear of it after the commit
     if emit:
-        signals.ticket_changed.send(session, ticket=ticket, actor=actor, event=ev)
+        effects.changed(session, ticket, actor, ev)
     return ev
 
 
@@ -215,8 +217,8 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
     ticket.requester = requester
     # A new ticket has no replies yet: its search text is subject + body.
     ticket.search_text = normalize(subject + "\n" + body)
-    signals.ticket_creating.send(session, ticket=ticket, actor=actor)
-    # One INSERT … RETURNING; the ticket then joins the session as if loaded (changes later in this
+    clock = effects.stamp_sla(session, ticket)  # 1. SLA due dates and badge, written by the INSERT below
+    # 2. One INSERT … RETURNING; the ticket then joins the session as if loaded (changes later in this
     # request are ordinary UPDATEs). Its tags are inserted the same way; setting the collection (even
     # empty) as loaded spares a query for it later in the request.
     insert_now(session, ticket, attach=True)
@@ -238,14 +240,15 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
     # Append-only and never changed in this request: inserted directly, without the unit of work.
     ev = insert_now(session, _new_event(ticket, actor, "created", after=channel, at=now))
     live.note(session, ticket, actor, "created", ev.id)  # open queue pages hear of it after the commit
-    signals.ticket_created.send(session, ticket=ticket, actor=actor, event=ev)
+    # 3. SLA clock row → notification rows → webhook event rows → insights scheduling → extensions.
+    effects.created(session, ticket, actor, ev, clock)
     if resolved_on_call:
         ticket.resolved_on_first_contact = True
         _set_status(session, ticket, "resolved", actor, at=call_ended_at or now)
     if commit:
         session.commit()
-    # Otherwise the caller commits: ticket, tags, event and clock are already inserted; anything a receiver
-    # added to the session goes with the caller's own rows.
+    # Otherwise the caller commits: ticket, tags, event and clock are already inserted; the outbox rows
+    # the effects queued go with the caller's own rows.
     return ticket
 
 
@@ -393,7 +396,7 @@ def add_comment(session, ticket_id: int, body: str, actor: Actor, *, public: boo
         elif ticket.status == "resolved" and ticket.resolved_at and \
                 utcnow() - ticket.resolved_at <= dt.timedelta(days=reopen_days):
             _set_status(session, ticket, "open", actor, detail={"reason": "reopened_by_reply"})
-    signals.comment_added.send(session, ticket=ticket, actor=actor, comment=comment)
+    effects.comment_added(session, ticket, actor, comment)
     _commit(session, commit)
     return comment
 

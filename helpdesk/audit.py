@@ -30,14 +30,18 @@ def record(session, actor: Actor, action: str, object_type: str, object_id: Any 
     from helpdesk.accounts.models import AuditLog  # late: accounts imports this module
     from helpdesk.common import insert_now
 
+    from helpdesk.text import escape_controls, escape_controls_deep
+
+    # Labels and free text come from users (a login name, a subject): control characters are stored
+    # escaped ("\n" as "\\n") so no value can forge a line or hide text in the trail.
     row = AuditLog(
         actor_id=actor.user_id,
-        actor_label=actor.label[:254],
+        actor_label=escape_controls(actor.label or "")[:254],
         action=action,
         object_type=object_type,
-        object_id=None if object_id is None else str(object_id),
-        ip=actor.ip,
-        detail=detail,
-        summary=summary,
+        object_id=None if object_id is None else escape_controls(str(object_id)),
+        ip=escape_controls(actor.ip),
+        detail=escape_controls_deep(detail),
+        summary=escape_controls(summary),
     )
     return insert_now(session, row)

@@ -117,7 +117,34 @@ def _fresh_user() -> None:
     g.pop("_login_user", None)
 
 
+class _EscapedRecord(logging.LogRecord):
+    """A log record whose message (after %-formatting with its arguments) shows control characters escaped."""
+
+    def getMessage(self) -> str:
+        from helpdesk.text import escape_controls
+
+        return escape_controls(super().getMessage())
+
+
+def install_log_escaping() -> None:
+    """Escape control characters in every log message (log forging: a login name or subject with CR/LF
+    must not start a fake line in the application log). Tracebacks (exc_info) are formatted apart and kept."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "helpdesk_escaping", False):
+        return
+
+    def factory(*args, **kwargs):
+        record = current(*args, **kwargs)
+        if type(record) is logging.LogRecord:
+            record.__class__ = _EscapedRecord
+        return record
+
+    factory.helpdesk_escaping = True
+    logging.setLogRecordFactory(factory)
+
+
 def init_app(app: Flask) -> None:
+    install_log_escaping()
     app.before_request(_fresh_user)
     app.before_request(_check_input)
     app.before_request(_session_timeouts)

@@ -70,7 +70,7 @@ def _init_extensions(app: Flask) -> None:
     elif app.config.get("DB_PING_IDLE_SECONDS") is not None and not engine_options.get("pool_pre_ping"):
         with app.app_context():
             ping_idle_connections(db.engine, float(app.config["DB_PING_IDLE_SECONDS"]))
-    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"),
+    migrate.init_app(app, db, directory=config_module.shipped_dir("migrations"),
                      render_as_batch=True, compare_type=True)
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"

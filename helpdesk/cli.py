@@ -35,6 +35,13 @@ def cli() -> None:
     """VDS help desk: tickets, manuals and insights."""
 
 
+# Commands that must start fast and need no app until they run: registered on the group itself, so
+# FlaskGroup finds them without loading the app (and every view and model module behind it).
+from helpdesk.kb_cli import kb_cli  # noqa: E402
+
+cli.add_command(kb_cli)
+
+
 def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "demo":
@@ -119,16 +126,24 @@ def seed(orgs: int, users: int, tickets: int, seed_value: int) -> None:
 
 
 @click.command("demo")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, type=int, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=5000, type=click.IntRange(1, 65535), show_default=True, help="port to listen on")
 @click.option("--no-serve", is_flag=True, help="prepare the database and exit")
 @with_appcontext
 def demo(host: str, port: int, no_serve: bool) -> None:
     """Create/upgrade the embedded DB, load manuals and demo data if empty, print logins, serve."""
-    from helpdesk.demo import DEMO_PASSWORD, load_demo
+    import time
+
+    from helpdesk.demo import DEMO_PASSWORD, load_demo, prepare_insights
     from helpdesk.extensions import db
-    from helpdesk.routing import trust_hosts
+    from helpdesk.manuals.service import sync_manuals
+    from helpdesk.serve import serve
     from helpdesk.tickets.service import ensure_categories
+
+    started = time.perf_counter()
+    if not os.environ.get("BASE_URL"):  # links in the demo's mails point at this server
+        current_app.config["BASE_URL"] = f"http://{host}:{port}"
+    from helpdesk.routing import trust_hosts
 
     if host in ("0.0.0.0", "::"):  # shown on a LAN: any name this machine has (mail links use BASE_URL anyway)
         current_app.config["TRUSTED_HOSTS"] = None
@@ -137,11 +152,13 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     ensure_db()
     ensure_categories(db.session)
     db.session.commit()
-    manuals_cli = import_optional("helpdesk.manuals.service")
-    if manuals_cli is not None and hasattr(manuals_cli, "sync_manuals"):
-        summary = manuals_cli.sync_manuals(db.session, current_app.config["MANUALS_DIR"])
-        click.echo(f"manuals: {summary}")
+    summary = sync_manuals(db.session, current_app.config["MANUALS_DIR"])
+    click.echo(f"manuals: {summary}")
     logins = load_demo(db.session)
+    prepared = prepare_insights(db.session)
+    if prepared["refreshed"]:
+        click.echo("insights: recurring groups, trends and a sample problem computed")
+    click.echo(f"ready in {time.perf_counter() - started:.1f} s")
     click.echo("")
     click.echo("Demo logins (password for every account: %s)" % DEMO_PASSWORD)
     for role, email in logins:
@@ -149,8 +166,9 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     click.echo("")
     if no_serve:
         return
-    click.echo(f"Open http://{host}:{port}/ — press Ctrl+C to stop.")
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+    click.echo(f"Open http://{host}:{port}/ — press Ctrl+C to stop.", nl=True)
+    sys.stdout.flush()
+    serve(current_app._get_current_object(), host, port)
 
 
 @click.command("worker")

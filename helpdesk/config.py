@@ -36,6 +36,21 @@ def _list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def shipped_dir(name: str) -> str:
+    """A top-level folder of the checkout (manuals/, migrations/), or the copy that a plain
+    `pip install .` puts under <prefix>/share/helpdesk/ (pyproject.toml: data-files)."""
+    import sys
+
+    checkout = Path(__file__).resolve().parent.parent / name
+    if checkout.is_dir():
+        return str(checkout)
+    return str(Path(sys.prefix) / "share" / "helpdesk" / name)
+
+
+def default_manuals_dir() -> str:
+    return shipped_dir("manuals")
+
+
 def load(instance_path: str) -> dict:
     """Build the configuration mapping from the environment."""
     db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'helpdesk.db'}"
@@ -95,7 +110,7 @@ def load(instance_path: str) -> dict:
         # Categories, SLA policies/calendar, webhook subscriptions and API tokens are cached per process this long
         # (a change made in this process applies at once; in other processes within this many seconds).
         "LOOKUP_CACHE_SECONDS": _seconds("LOOKUP_CACHE_SECONDS", 5.0),
-        "MANUALS_DIR": os.environ.get("MANUALS_DIR") or str(Path(__file__).resolve().parent.parent / "manuals"),
+        "MANUALS_DIR": os.environ.get("MANUALS_DIR") or default_manuals_dir(),
     }
 
 

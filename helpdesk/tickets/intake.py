@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup, escape
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from helpdesk import audit
 from helpdesk.accounts.models import User
@@ -83,7 +84,7 @@ def log_call(session, actor: Actor, *, subject: str, description: str = "", answ
     as a public reply (via phone). `resolved_on_call` resolves the ticket and marks it
     first-contact resolution. Raises ContactError (per field), TicketError, DuplicateSubmission.
     """
-    _check_nonce(session, nonce)
+    # A repeated nonce is refused by create_ticket (form_nonces primary key): no look-up first.
     try:
         caller = _caller(session, caller_id, new_contact, actor)
     except IntegrityError:
@@ -109,7 +110,11 @@ def log_call(session, actor: Actor, *, subject: str, description: str = "", answ
     audit.record(session, actor, "ticket.phone_intake", "ticket", ticket.id,
                  {"ref": ticket.ref, "caller_id": caller.id, "new_contact": caller_id is None,
                   "handle_seconds": ticket.handle_seconds, "resolved_on_first_contact": ticket.resolved_on_first_contact})
+    shown = {"id": ticket.id, "subject": ticket.subject, "resolved_on_first_contact": ticket.resolved_on_first_contact}
     session.commit()
+    # What the confirmation message shows, kept as loaded: no reload of the ticket after the commit.
+    for key, value in shown.items():
+        set_committed_value(ticket, key, value)
     return ticket
 
 

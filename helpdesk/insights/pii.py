@@ -1,8 +1,8 @@
 """Remove personal data from ticket text before it leaves the desk (evidence packs, the dev tracker).
 
-`scrub(text, names=())` replaces, in this order: dates of birth, postal addresses, e-mail
-addresses, 12-digit My Number-like numbers, phone numbers and the given person names with
-placeholders. Patterns accept full-width digits/letters and the many dashes Japanese text uses,
+`scrub(text, names=(), detect_names=False)` replaces, in this order: person names found in the text
+(with detect_names), dates of birth, postal addresses, e-mail addresses, 12-digit My Number-like
+numbers, phone numbers and the given person names with placeholders. Patterns accept full-width digits/letters and the many dashes Japanese text uses,
 and the text outside the matches is kept exactly as written. Pure Python, no Flask.
 """
 from __future__ import annotations
@@ -101,10 +101,16 @@ def _name_regex(names: Iterable[str]) -> re.Pattern | None:
     return re.compile(ascii_edge.format("|".join(patterns)), re.IGNORECASE)
 
 
-def scrub(text: str | None, names: Iterable[str] = ()) -> str:
-    """Replace personal data in `text` with placeholders such as [氏名] and [電話番号]."""
+def scrub(text: str | None, names: Iterable[str] = (), *, detect_names: bool = False) -> str:
+    """Replace personal data in `text` with placeholders such as [氏名] and [電話番号].
+
+    `detect_names` also masks person names found in the text itself (MeCab 人名 tags, honorifics,
+    signature labels; see person_name_spans) — for what leaves the desk (evidence, the tracker).
+    """
     if not text:
         return ""
+    if detect_names:
+        text = mask_person_names(text)
     out = _BIRTH_RE.sub(BIRTH, text)
     out = _ERA_RE.sub(BIRTH, out)
     out = _POSTAL_RE.sub(ADDRESS, out)
@@ -116,3 +122,167 @@ def scrub(text: str | None, names: Iterable[str] = ()) -> str:
     if name_re is not None:
         out = name_re.sub(NAME, out)
     return out
+
+
+# --- person names found in the text itself ------------------------------------------------------
+#
+# `scrub(..., detect_names=True)` (evidence packs and the tracker webhook) also masks names nobody
+# listed: a signature 「髙橋 誠」, 「佐藤様」, 「担当：山﨑」. MeCab (fugashi + unidic-lite) tags proper
+# nouns as 人名 (姓/名); that is combined with honorifics (様, さん, 先生, 氏, …) and signature labels
+# (担当, 氏名, 記入者, …). Variant kanji the dictionary lacks (髙 → 高, 﨑 → 崎, 邊 → 辺 …) are tagged
+# through a same-length normalised copy. A name directly followed by an organisation word (田中クリニック,
+# 佐藤薬局) is an organisation's name and stays. Measured by bench/pii_names.py on bench/data/pii_names.jsonl.
+
+#: Variant kanji → the form UniDic knows (one character each, so offsets stay the same).
+_VARIANTS = str.maketrans({"髙": "高", "﨑": "崎", "邊": "辺", "邉": "辺", "齋": "斎", "齊": "斉", "濵": "浜",
+                           "濱": "浜", "德": "徳", "𠮷": "吉", "槗": "橋", "嵜": "崎", "曻": "昇", "隆": "隆",
+                           "神": "神", "祐": "祐", "淸": "清", "廣": "広", "眞": "真", "澤": "沢", "櫻": "桜"})
+_HONORIFICS = ("様", "さま", "さん", "先生", "氏", "殿", "君", "くん", "ちゃん")
+#: Words before an honorific that are roles, not names (お客様, 担当者様, 皆様, 医師の先生 …).
+_NOT_NAMES = frozenset(("お客", "客", "担当", "担当者", "皆", "皆さん", "各位", "利用者", "職員", "患者", "医師",
+                        "先生", "御中", "会員", "ご担当", "ご担当者", "業者", "お医者", "薬剤師", "看護師", "事務",
+                        "本人", "ご本人", "相手", "先方", "上司", "部長", "課長", "係長", "主任", "所長", "院長",
+                        "社長", "店長", "受付", "窓口", "市長", "町長", "村長", "区長", "皆様", "各"))
+_LABEL_RE = re.compile(r"(?:担当者?|氏名|お名前|名前|記入者|報告者|差出人|依頼者|連絡者|発信者|作成者|対応者)"
+                       r"(?:[ \u3000]*[:：][ \u3000]*|[ \u3000]+)")
+#: After a self-introduction or a "call back" request the proper noun before it is a name:
+#: 「さくら市役所の山口です」「島田と申します」「折り返しは林までお願いします」.
+_INTRO_AFTER = ("です", "と申します", "と申し", "でございます", "までお願い", "まで連絡", "までご連絡")
+#: Words after a name that make it an organisation's or a place's name.
+_ORG_WORDS = ("クリニック", "医院", "病院", "薬局", "内科", "外科", "整形", "歯科", "眼科", "皮膚科", "小児科",
+              "耳鼻", "診療所", "調剤", "薬品", "商事", "産業", "物流", "株式会社", "メディカル", "ファーマ",
+              "記念", "市", "町", "村", "区", "郡", "県", "駅", "地区", "通り", "医療", "センター", "会")
+_NAME_CHARS = re.compile(r"^[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0002ffff々〆ヶ\u30a0-\u30ff\u3041-\u3096]+$")
+
+_tagger = None
+
+
+def _get_tagger():
+    global _tagger
+    if _tagger is None:
+        import fugashi  # late: only evidence/tracker paths need it (CLI start-up stays fast)
+
+        _tagger = fugashi.Tagger()
+    return _tagger
+
+
+def _tokens(text: str):
+    """(start, end, surface, pos1, pos2, pos3, pos4) per token, offsets into `text`."""
+    out, pos = [], 0
+    for word in _get_tagger()(text):
+        pos += len(word.white_space)
+        surface = word.surface
+        found = text.find(surface, pos)
+        if found < 0:  # whitespace MeCab dropped without reporting it
+            continue
+        pos = found
+        f = word.feature
+        out.append((pos, pos + len(surface), surface, f.pos1, f.pos2, f.pos3, f.pos4))
+        pos += len(surface)
+    return out
+
+
+def _is_person(tok) -> bool:
+    return tok[4] == "固有名詞" and tok[5] == "人名"
+
+
+def _org_follows(text: str, end: int) -> bool:
+    rest = text[end:end + 8].lstrip(" \u3000")
+    return rest.startswith(_ORG_WORDS)
+
+
+def person_name_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of `text` that are person names (merged, sorted)."""
+    if not text:
+        return []
+    norm = text.translate(_VARIANTS)
+    toks = _tokens(norm)
+    spans: list[list[int]] = []
+    i = 0
+    while i < len(toks):
+        tok = toks[i]
+        if _is_person(tok):
+            start, end, j = tok[0], tok[1], i + 1
+            # 姓 + 名 may be split by a space (not a line break): 「髙橋 誠」.
+            while j < len(toks) and (_is_person(toks[j]) or (toks[j][5] == "人名")) and \
+                    norm[end:toks[j][0]].strip(" \u3000") == "" and "\n" not in norm[end:toks[j][0]]:
+                end = toks[j][1]
+                j += 1
+            # A given name the dictionary tags as a common noun right after a 姓: 「髙橋 誠」「遠藤明美」.
+            if tok[6] == "姓" and j < len(toks) and toks[j][3] == "名詞" and toks[j][4] == "普通名詞" and \
+                    _NAME_CHARS.match(toks[j][2]) and len(toks[j][2]) <= 3 and toks[j][2] not in _NOT_NAMES and \
+                    norm[end:toks[j][0]] in ("", " ", "\u3000") and not _org_follows(norm, toks[j][1]) and \
+                    (j + 1 >= len(toks) or toks[j + 1][3] != "名詞"):
+                if toks[j][2] not in _ORG_WORDS and not toks[j][2].startswith(_ORG_WORDS):
+                    end = toks[j][1]
+                    j += 1
+            if not _org_follows(norm, end) and not norm[max(0, start - 4):start].endswith(("株式会社", "(株)", "（株）")):
+                spans.append([start, end])
+            i = j
+            continue
+        i += 1
+    # Honorifics: the noun run right before 様 / さん / 先生 … is a name unless it is a role word.
+    for k, tok in enumerate(toks):
+        if tok[2] not in _HONORIFICS or k == 0:
+            continue
+        j, start = k - 1, None
+        while j >= 0 and toks[j][3] == "名詞" and toks[j][4] in ("固有名詞", "普通名詞") and \
+                _NAME_CHARS.match(toks[j][2]) and k - j <= 2 and \
+                toks[j][2] not in _NOT_NAMES and norm[toks[j][1]:toks[j + 1][0]] in ("", " ", "\u3000"):
+            start = toks[j][0]
+            j -= 1
+        if start is not None:
+            word = norm[start:tok[0]].strip()
+            if word and word not in _NOT_NAMES and not word.endswith(_ORG_WORDS) and len(word.replace(" ", "")) <= 6:
+                spans.append([start, tok[0]])
+    # Self-introductions: a proper noun (MeCab often reads surnames as places: 山口, 清水, 島田) or a
+    # one-character noun (林, 森, 原) between "の" / a line start and です / と申します / までお願い.
+    for k, tok in enumerate(toks):
+        if not (tok[3] == "名詞" and _NAME_CHARS.match(tok[2])):
+            continue
+        if not (tok[4] == "固有名詞" or (len(tok[2]) == 1 and tok[4] == "普通名詞")):
+            continue
+        if not norm[tok[1]:tok[1] + 8].lstrip(" \u3000").startswith(_INTRO_AFTER):
+            continue
+        before = norm[:tok[0]].rstrip(" \u3000")
+        if len(tok[2]) == 1 and tok[4] == "普通名詞" and not (
+                (before.endswith("は") and norm[tok[1]:].startswith("まで"))
+                or re.search(r"(?:課|係|所|局|部|室|センター|デスク|役場|役所|院|社|店)の$", before)):
+            continue  # 「1行です」「5分です」 are not names; 「林までお願いします」「受付の林です」 are
+        if before == "" or before.endswith(("\n", "の", "は", "、", "。", "：", ":")):
+            if tok[2] not in _NOT_NAMES and not _org_follows(norm, tok[1]):
+                spans.append([tok[0], tok[1]])
+    # A signature line: proper noun + space + given name 「山口 花子」 (the 名 is tagged, the 姓 read as a place).
+    for k in range(len(toks) - 1):
+        a, b = toks[k], toks[k + 1]
+        if a[4] == "固有名詞" and b[4] == "固有名詞" and b[5] == "人名" and \
+                norm[a[1]:b[0]] in (" ", "\u3000", "") and _NAME_CHARS.match(a[2]) and not _org_follows(norm, b[1]):
+            spans.append([a[0], b[1]])
+    # Labels: 「担当：山﨑」「氏名：髙橋 誠」 — the name-like run after the label, up to the line's end.
+    for m in _LABEL_RE.finditer(norm):
+        run = re.match(r"[^\s、。,，（）()「」:：]{1,6}(?:[ \u3000][^\s、。,，（）()「」:：]{1,4})?", norm[m.end():])
+        if run and _NAME_CHARS.match(run.group(0).replace(" ", "").replace("\u3000", "")) and \
+                not _org_follows(norm, m.end() + run.end()) and run.group(0) not in _NOT_NAMES:
+            spans.append([m.end(), m.end() + run.end()])
+    spans.sort()
+    merged: list[list[int]] = []
+    for s, e in spans:
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    return [(s, e) for s, e in merged]
+
+
+def mask_person_names(text: str) -> str:
+    """`text` with every detected person name replaced by [氏名]."""
+    spans = person_name_spans(text)
+    if not spans:
+        return text
+    out, last = [], 0
+    for s, e in spans:
+        out.append(text[last:s])
+        out.append(NAME)
+        last = e
+    out.append(text[last:])
+    return "".join(out)

@@ -495,7 +495,9 @@ def evidence(session, problem_id: int) -> dict:
             continue
         seen.add(key)
         names = [n for n in (r[7],) if n]
-        examples.append({"subject": scrub(r.subject, names)[:200], "body": scrub(r.body, names)[:600],
+        # Names nobody listed (a signature 「髙橋 誠」, 「佐藤様」) are found in the text too (pii.person_name_spans).
+        examples.append({"subject": scrub(r.subject, names, detect_names=True)[:200],
+                         "body": scrub(r.body, names, detect_names=True)[:600],
                          "role": r.role, "week": week_start(r.created_at).isoformat()})
         if len(examples) >= EXAMPLES:
             break

@@ -89,6 +89,11 @@ class Ticket(TimestampMixin, db.Model):
               postgresql_where=text(_OPEN_SQL), sqlite_where=text(_OPEN_SQL)),
         Index("ix_tickets_open_due", "resolution_due_at", "id",
               postgresql_where=text(_OPEN_SQL), sqlite_where=text(_OPEN_SQL)),
+        # Searches within "active" / "mine & active" walk these newest first (issue 19).
+        Index("ix_tickets_open_created", "created_at", "id",
+              postgresql_where=text(_OPEN_SQL), sqlite_where=text(_OPEN_SQL)),
+        Index("ix_tickets_open_assignee", "assignee_id", "created_at", "id",
+              postgresql_where=text(_OPEN_SQL), sqlite_where=text(_OPEN_SQL)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

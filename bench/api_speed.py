@@ -176,6 +176,7 @@ def run(port: int, workers: int, threads: int, duration: float, post_clients: in
     tokens = make_tokens()
     # Production shape: jobs (mail, webhooks, SLA) go to RQ on Redis, the rate limiter counts in Redis.
     env = dict(os.environ, SECRET_KEY=os.environ.get("SECRET_KEY", "bench-secret"),
+               BASE_URL=os.environ.get("BASE_URL", f"http://127.0.0.1:{port}"),
                REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/8"),
                HELPDESK_API_RATE_LIMIT="1000000 per minute")
     env.pop("HELPDESK_CLI", None)

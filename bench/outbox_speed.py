@@ -78,7 +78,8 @@ def main() -> None:
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
-    env = dict(os.environ, MAIL_SERVER="127.0.0.1", MAIL_PORT=str(port), HELPDESK_CLI="1")
+    env = dict(os.environ, MAIL_SERVER="127.0.0.1", MAIL_PORT=str(port), HELPDESK_CLI="1",
+               BASE_URL=os.environ.get("BASE_URL", "http://127.0.0.1:5000"))  # the worker refuses to start without
     os.environ.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=str(port))
     app = create_app()
     try:

@@ -2,7 +2,7 @@
 
 Start the app under gunicorn on a seeded database first (see bench/tickets_setup.py), e.g.
 
-    DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/hd_tickets SECRET_KEY=bench \\
+    BASE_URL=http://127.0.0.1:8006 DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/hd_tickets SECRET_KEY=bench \\
     REDIS_URL=redis://127.0.0.1:6379/6 .venv/bin/gunicorn -w 2 -k gthread --threads 2 --reuse-port \\
         -b 127.0.0.1:8006 wsgi:app
     .venv/bin/python bench/tickets_http.py --base http://127.0.0.1:8006 --requests 300 --threads 4

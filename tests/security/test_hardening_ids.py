@@ -81,8 +81,9 @@ def test_every_route_with_an_id_answers_404_not_a_database_error(app, client, ma
             finally:
                 event.remove(engine, "before_cursor_execute", count)
             hits.append((method, path, response.status_code))
-            assert response.status_code in ACCEPTABLE, (method, path, response.status_code)
-            assert response.status_code == 404, (method, path, response.status_code)
+            # 404 from the router; 405 when a wider rule (e.g. /manuals/<role>/<slug>) matches the long
+            # path for another method. Never the view, never the database.
+            assert response.status_code in (404, 405), (method, path, response.status_code)
     assert len(hits) >= 19
     # Signed-in requests load the user (session checks); nothing else may be queried for these URLs.
     assert len(statements) <= 2 * len(hits), statements

@@ -21,6 +21,7 @@ DOMAIN_CLI_MODULES = (
     "helpdesk.notify.cli",
     "helpdesk.reports.cli",
     "helpdesk.api.cli",
+    "helpdesk.ops.cli",
 )
 
 

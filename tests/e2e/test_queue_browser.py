@@ -8,7 +8,9 @@ def test_agent_filters_queue_and_opens_ticket(page, live_server, browser_login):
     assert page.locator("h1").inner_text() == "チケットキュー"
     rows_before = page.locator("table.queue-table tbody tr").count()
     assert rows_before > 5
-    # Keyboard: fill the search box and submit with Enter.
+    # Keyboard: fill the search box and submit with Enter (the filter panel opens on demand).
+    if page.locator("#filter-panel").is_hidden():
+        page.click("#filters-toggle")
     page.select_option("#f-status", "")
     page.fill("#f-q", "ログインできない")
     page.press("#f-q", "Enter")
@@ -18,7 +20,7 @@ def test_agent_filters_queue_and_opens_ticket(page, live_server, browser_login):
     assert "ログイン" in first.inner_text()
     # A labelled select filters by category.
     page.goto(f"{live_server}/agent/queue")
-    page.get_by_label("カテゴリ").select_option("delivery")
+    page.get_by_role("search").get_by_label("カテゴリ").select_option("delivery")
     page.get_by_role("button", name="絞り込む").click()
     page.wait_for_load_state("networkidle")
     assert "category=delivery" in page.url

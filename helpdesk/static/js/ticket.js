@@ -50,7 +50,7 @@
   // --- shortcuts: r reply, n note, e escalate, s status, ? list ----------------------------------
   function focusEl(el) { if (el) { el.scrollIntoView({block: "center"}); el.focus(); } }
   function visibility(value) {
-    var radio = document.querySelector('input[name="visibility"][value="' + value + '"]');
+    var radio = (body && body.form ? body.form : document).querySelector('input[name="visibility"][value="' + value + '"]');
     if (radio) { radio.checked = true; radio.dispatchEvent(new Event("change", {bubbles: true})); }
   }
   var dialog = document.getElementById("shortcuts");

@@ -36,3 +36,24 @@ class PolicyForm(FlaskForm):
 
 class DeleteForm(FlaskForm):
     """CSRF-only form for delete buttons."""
+
+
+WEEKDAY_LABELS = (_l("月曜日"), _l("火曜日"), _l("水曜日"), _l("木曜日"), _l("金曜日"), _l("土曜日"), _l("日曜日"))
+_TOO_LONG = _l("100文字以内で入力してください。")
+_HOURS_HINT = _l("例: 09:00-18:00（休憩を挟むときは 09:00-12:00, 13:00-18:00、休みは空欄）")
+
+
+class DeskHoursForm(FlaskForm):
+    """Desk hours per weekday as "HH:MM-HH:MM" text (checked by service.parse_day_hours, one message per field)."""
+
+    mon = StringField(WEEKDAY_LABELS[0], validators=[Optional(), Length(max=100, message=_TOO_LONG)])
+    tue = StringField(WEEKDAY_LABELS[1], validators=[Optional(), Length(max=100, message=_TOO_LONG)])
+    wed = StringField(WEEKDAY_LABELS[2], validators=[Optional(), Length(max=100, message=_TOO_LONG)])
+    thu = StringField(WEEKDAY_LABELS[3], validators=[Optional(), Length(max=100, message=_TOO_LONG)])
+    fri = StringField(WEEKDAY_LABELS[4], validators=[Optional(), Length(max=100, message=_TOO_LONG)])
+    sat = StringField(WEEKDAY_LABELS[5], validators=[Optional(), Length(max=100, message=_TOO_LONG)])
+    sun = StringField(WEEKDAY_LABELS[6], validators=[Optional(), Length(max=100, message=_TOO_LONG)])
+    public_holidays = BooleanField(_l("祝日（振替休日を含む）は休み"))
+    year_end_closure = BooleanField(_l("年末年始（12/29〜1/3）は休み"))
+
+    hint = _HOURS_HINT

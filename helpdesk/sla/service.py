@@ -8,7 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import re
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, case, func, literal, or_, select, update
@@ -47,7 +49,7 @@ def _parse_hours(raw: dict | None) -> dict[int, list[tuple[dt.time, dt.time]]]:
         return default_hours()
     hours: dict[int, list[tuple[dt.time, dt.time]]] = {}
     for weekday, spans in raw.items():
-        hours[int(weekday)] = [(dt.time.fromisoformat(a), dt.time.fromisoformat(b)) for a, b in spans]
+        hours[int(weekday)] = [(_hhmm(a), _hhmm(b)) for a, b in spans]
     return hours
 
 
@@ -92,7 +94,7 @@ def _settings_row(session) -> DeskSettings:
 
 
 def _hours_json(hours: dict[int, list[tuple[dt.time, dt.time]]]) -> dict:
-    return {str(d): [[a.strftime("%H:%M"), b.strftime("%H:%M")] for a, b in spans] for d, spans in hours.items()}
+    return {str(d): [format_day_hours([span]).split("-") for span in spans] for d, spans in hours.items() if spans}
 
 
 def desk_settings(session) -> dict:
@@ -106,6 +108,8 @@ def desk_settings(session) -> dict:
 def set_desk_hours(session, hours: dict[int, list[tuple[dt.time, dt.time]]], actor: Actor, *,
                    public_holidays: bool = True, year_end_closure: bool = True) -> None:
     """Replace the desk hours (validated by building a calendar from them)."""
+    if not any(hours.values()):
+        raise SlaError("少なくとも1つの曜日に受付時間を入力してください。")
     try:
         BusinessCalendar(hours, holidays=lambda d: False)
     except ValueError as exc:
@@ -118,6 +122,53 @@ def set_desk_hours(session, hours: dict[int, list[tuple[dt.time, dt.time]]], act
                  {"before": before, "after": {"hours": row.hours, "public_holidays": public_holidays,
                                               "year_end": year_end_closure}})
     session.commit()
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
+
+
+def _hhmm(value: str) -> dt.time | None:
+    value = value.strip()
+    if not _HHMM.match(value):
+        return None
+    if value == "24:00":
+        return dt.time(23, 59, 59, 999999)
+    hour, minute = value.split(":")
+    return dt.time(int(hour), int(minute))
+
+
+def parse_day_hours(text: str | None) -> list[tuple[dt.time, dt.time]]:
+    """"09:00-18:00" or "09:00-12:00, 13:00-18:00" → intervals; "" / "closed" / "休み" → closed.
+
+    Raises SlaError with one plain message for the whole field.
+    """
+    text = unicodedata.normalize("NFKC", text or "").strip()
+    if text.lower() in ("", "closed", "-", "休み", "休業"):
+        return []
+    spans: list[tuple[dt.time, dt.time]] = []
+    for part in text.replace("、", ",").split(","):
+        bounds = part.replace("〜", "-").replace("~", "-").split("-")
+        if len(bounds) != 2:
+            raise SlaError("「09:00-18:00」の形で入力してください（休憩を挟むときは「09:00-12:00, 13:00-18:00」、休みは空欄）。")
+        start, end = _hhmm(bounds[0]), _hhmm(bounds[1])
+        if start is None or end is None:
+            raise SlaError("時刻は 00:00〜24:00 の HH:MM で入力してください（例: 09:00-18:00）。")
+        if end <= start:
+            raise SlaError("終了時刻は開始時刻より後にしてください。")
+        spans.append((start, end))
+    spans.sort()
+    for (_s1, e1), (s2, _e2) in zip(spans, spans[1:]):
+        if s2 < e1:
+            raise SlaError("時間帯が重なっています。重ならないように入力してください。")
+    return spans
+
+
+def format_day_hours(spans) -> str:
+    """Intervals as the forms and the CLI show them: "09:00-12:00, 13:00-18:00" ("" when closed)."""
+    def hhmm(t: dt.time) -> str:
+        return "24:00" if t >= dt.time(23, 59, 59) else t.strftime("%H:%M")
+    return ", ".join(f"{hhmm(a)}-{hhmm(b)}" for a, b in spans)
 
 
 def list_closed_days(session, since: dt.date | None = None) -> list[ClosedDay]:
@@ -142,6 +193,10 @@ def add_closed_day(session, day: dt.date, reason: str, actor: Actor) -> ClosedDa
                  {"day": day.isoformat(), "reason": reason})
     session.commit()
     return row
+
+
+def closed_day_on(session, day: dt.date) -> ClosedDay | None:
+    return session.scalar(select(ClosedDay).where(ClosedDay.day == day))
 
 
 def remove_closed_day(session, closed_day_id: int, actor: Actor) -> None:

@@ -42,10 +42,48 @@ def closed_days():
                 db.session.rollback()
                 form.day.errors = [str(exc)]
         status = 400
+    return _calendar_page(form=form), status
+
+
+def _hours_form() -> forms.DeskHoursForm:
+    settings = service.desk_settings(db.session)
+    values = {name: service.format_day_hours(settings["hours"].get(i, ()))
+              for i, name in enumerate(service.WEEKDAYS)}
+    return forms.DeskHoursForm(formdata=None, public_holidays=settings["public_holidays"],
+                               year_end_closure=settings["year_end_closure"], **values)
+
+
+def _calendar_page(form=None, hours_form=None):
     today = dt.datetime.now(TOKYO).date()
     rows = service.list_closed_days(db.session, since=today - dt.timedelta(days=365))
-    return render_template("sla/closed_days.html", form=form, rows=rows, delete_form=forms.DeleteForm(),
-                           settings=service.desk_settings(db.session)), status
+    return render_template("sla/closed_days.html", form=form or forms.ClosedDayForm(formdata=None), rows=rows,
+                           delete_form=forms.DeleteForm(), hours_form=hours_form or _hours_form(),
+                           weekdays=service.WEEKDAYS, settings=service.desk_settings(db.session))
+
+
+@bp.post("/sla/hours")
+@supervisor_required
+def desk_hours():
+    """Save the desk hours per weekday and the holiday / year-end switches (audited)."""
+    form = forms.DeskHoursForm()
+    if form.validate():
+        hours, failed = {}, False
+        for i, name in enumerate(service.WEEKDAYS):
+            try:
+                hours[i] = service.parse_day_hours(form[name].data)
+            except service.SlaError as exc:
+                form[name].errors = [_(str(exc))]
+                failed = True
+        if not failed:
+            try:
+                service.set_desk_hours(db.session, hours, _actor(), public_holidays=bool(form.public_holidays.data),
+                                       year_end_closure=bool(form.year_end_closure.data))
+                flash(_("受付時間を保存しました。"), "success")
+                return redirect(url_for("sla.closed_days"))
+            except service.SlaError as exc:
+                db.session.rollback()
+                form.mon.errors = [_(str(exc))]
+    return _calendar_page(hours_form=form), 400
 
 
 @bp.post("/sla/closed-days/<int:closed_day_id>/delete")

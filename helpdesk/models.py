@@ -10,6 +10,7 @@ MODEL_MODULES = (
     "helpdesk.insights.models",
     "helpdesk.api.models",
     "helpdesk.reports.models",
+    "helpdesk.ops.models",
 )
 
 for _name in MODEL_MODULES:

@@ -62,4 +62,88 @@ def restore_cli(folder: str, verify_only: bool) -> None:
                f"{len(manifest['attachments'])} attachments from {folder}")
 
 
-COMMANDS = [backup_cli, restore_cli]
+
+privacy_cli = click.Group("privacy", help="Personal-data duties (APPI): export, anonymise, retention.")
+
+
+def _print_report(report, as_json: bool) -> None:
+    import json
+
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        return
+    prefix = "would change" if report.dry_run else "changed"
+    click.echo(f"{prefix}: " + (", ".join(f"{k} {v}" for k, v in sorted(report.counts.items())) or "nothing"))
+    if report.tickets:
+        click.echo("tickets: " + " ".join(report.tickets[:50]) + (" …" if len(report.tickets) > 50 else ""))
+    for item in report.previews[:10]:
+        click.echo(f"  {item['field']}: {item['after'][:80]!r}")
+
+
+@privacy_cli.command("export")
+@click.argument("person")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="zip file to write")
+@with_appcontext
+def privacy_export(person: str, out: str) -> None:
+    """Write everything held about PERSON (e-mail or user id) as person.json + files into a zip."""
+    from helpdesk import audit
+    from helpdesk.extensions import db
+    from helpdesk.ops import privacy
+    from helpdesk.ops.storage import storage_for
+
+    try:
+        user = privacy.find_person(db.session, person)
+    except privacy.PrivacyError as exc:
+        raise click.ClickException(str(exc))
+    doc, files = privacy.export_person(db.session, storage_for(current_app), user)
+    with open(out, "wb") as fh:
+        fh.write(privacy.export_zip(doc, files))
+    audit.record(db.session, audit.Actor.system("cli"), "privacy.exported", "user", user.id,
+                 {"tickets": len(doc["tickets"]), "files": len(files)})
+    db.session.commit()
+    click.echo(f"exported user {user.id}: {len(doc['tickets'])} tickets, {len(files)} files -> {out}")
+
+
+@privacy_cli.command("anonymise")
+@click.argument("person")
+@click.option("--dry-run", is_flag=True, help="show what would change, change nothing")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def privacy_anonymise(person: str, dry_run: bool, as_json: bool) -> None:
+    """Anonymise PERSON (e-mail or user id): account, their tickets' text and files, mentions elsewhere."""
+    from helpdesk import audit
+    from helpdesk.extensions import db
+    from helpdesk.ops import privacy
+    from helpdesk.ops.storage import storage_for
+
+    try:
+        user = privacy.find_person(db.session, person)
+        report = privacy.anonymise_person(db.session, storage_for(current_app), user.id,
+                                          audit.Actor.system("cli"), dry_run=dry_run)
+    except privacy.PrivacyError as exc:
+        raise click.ClickException(str(exc))
+    _print_report(report, as_json)
+
+
+@privacy_cli.command("retention")
+@click.option("--years", type=float, envvar="RETENTION_YEARS", required=True, show_envvar=True,
+              help="closed tickets closed longer ago than this are anonymised")
+@click.option("--dry-run", is_flag=True, help="show what would change, change nothing")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def privacy_retention(years: float, dry_run: bool, as_json: bool) -> None:
+    """Anonymise closed tickets older than --years (cron: daily; idempotent)."""
+    from helpdesk import audit
+    from helpdesk.extensions import db
+    from helpdesk.ops import privacy
+    from helpdesk.ops.storage import storage_for
+
+    try:
+        report = privacy.apply_retention(db.session, storage_for(current_app), years,
+                                         audit.Actor.system("retention"), dry_run=dry_run)
+    except privacy.PrivacyError as exc:
+        raise click.ClickException(str(exc))
+    _print_report(report, as_json)
+
+
+COMMANDS = [backup_cli, restore_cli, privacy_cli]

@@ -1,7 +1,7 @@
 """Where attachment bytes live: a local folder (the embedded default) or an S3-compatible object store.
 
 Every backend stores a file under its random `stored_name` (32 hex digits) and offers the same four
-calls: `write(name, data)`, `read(name) -> bytes | None`, `exists(name)`, `names()`. Chosen by
+calls: `write(name, data)`, `read(name) -> bytes | None`, `exists(name)`, `delete(name)`, `names()`. Chosen by
 configuration (`ATTACHMENT_STORAGE=local|s3`); `storage_for(app)` builds the one the app uses.
 """
 from __future__ import annotations
@@ -50,6 +50,13 @@ class LocalStorage:
 
     def exists(self, stored_name: str) -> bool:
         return os.path.isfile(self.path(stored_name))
+
+    def delete(self, stored_name: str) -> bool:
+        try:
+            os.remove(self.path(stored_name))
+            return True
+        except FileNotFoundError:
+            return False
 
     def names(self) -> Iterator[str]:
         if not os.path.isdir(self.folder):

@@ -178,23 +178,29 @@ def demo(host: str, port: int, no_serve: bool) -> None:
 @with_appcontext
 def worker(queues: tuple[str, ...], burst: bool) -> None:
     """Run an RQ worker inside the app context (requires REDIS_URL)."""
-    from rq import Queue, Worker
+    from rq import Queue
 
+    from helpdesk import worker as resilient
     from helpdesk.extensions import db
     from helpdesk.jobs import redis_connection
+    from helpdesk.worker import AppWorker
 
     if not current_app.config.get("REDIS_URL"):
         raise click.ClickException("REDIS_URL is not set: without Redis, jobs run in-process.")
 
-    class AppWorker(Worker):
-        def fork_work_horse(self, job, queue):
-            # Never share pooled connections with the forked child.
-            db.engine.dispose(close=False)
-            return super().fork_work_horse(job, queue)
-
     connection = redis_connection()
+    if not burst:  # rows of a killed job are due in the database: hand them on within seconds
+        from helpdesk.notify.jobs import start_sweeper
+
+        start_sweeper(current_app._get_current_object())
     sweeper = import_optional("helpdesk.notify.service")
-    if sweeper is not None and hasattr(sweeper, "requeue_due"):
-        sweeper.requeue_due(db.session)  # mail left pending while Redis was down
-    AppWorker([Queue(name, connection=connection) for name in queues], connection=connection).work(
-        burst=burst, with_scheduler=False)
+
+    def on_connect() -> None:
+        if sweeper is not None and hasattr(sweeper, "requeue_due"):
+            sweeper.requeue_due(db.session)  # mail left pending while Redis was down
+
+    # Waits out Redis outages (at start too) with backoff instead of exiting; see helpdesk/worker.py.
+    resilient.log_to_stderr()
+    resilient.run(connection, lambda: AppWorker([Queue(name, connection=connection) for name in queues],
+                                                connection=connection),
+                  burst=burst, on_connect=on_connect)

@@ -7,11 +7,11 @@ import os
 from flask import Flask, session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from helpdesk import accounts, api, core, insights, manuals, notify, reports, sla, tickets
+from helpdesk import accounts, api, core, insights, manuals, notify, ops, reports, sla, tickets
 from helpdesk import config as config_module
 
 #: The domains, in the order their blueprints register.
-DOMAINS = (core, accounts, tickets, manuals, insights, sla, notify, reports, api)
+DOMAINS = (core, accounts, tickets, manuals, insights, sla, notify, reports, api, ops)
 
 logger = logging.getLogger(__name__)
 

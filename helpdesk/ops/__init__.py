@@ -5,4 +5,7 @@ logger = logging.getLogger(__name__)
 
 
 def init_app(app) -> None:
-    """Nothing to register on the app yet beyond the CLI (helpdesk.ops.cli, listed in helpdesk.cli)."""
+    """Metrics (/metrics); the CLI commands are in helpdesk.ops.cli (listed in helpdesk.cli)."""
+    from helpdesk.ops import metrics
+
+    metrics.init_app(app)

@@ -22,7 +22,8 @@ from urllib.parse import quote
 
 from flask import abort, current_app, has_app_context, send_file
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from helpdesk import audit
 from helpdesk.audit import Actor
@@ -219,16 +220,71 @@ def stored_path(stored_name: str) -> str:
     return os.path.join(upload_folder(), stored_name[:2], stored_name)
 
 
+class StorageError(RuntimeError):
+    """The file store refused a write (disk full, permissions): nothing of the change is kept.
+
+    Not a TicketError: callers that do not handle it (mail-in) fail as before, so the mail stays
+    with the sender (451) instead of being refused for good.
+    """
+
+
+#: Shown next to the file field; the typed text stays in the form.
+STORAGE_FAILED = ("添付ファイルを保存できなかったため、受け付けていません（サーバー側の問題です）。"
+                  "入力した内容は残っています。しばらくしてからもう一度送信するか、添付せずに送信してください。")
+
+_WRITTEN_KEY = "helpdesk_written_attachments"
+
+
 def _write(data: bytes) -> str:
     stored_name = secrets.token_hex(16)
     path = stored_path(stored_name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.{secrets.token_hex(4)}.part"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        _remove(tmp)
+        raise
     return stored_name
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _write_tracked(session, data: bytes, ticket: Ticket) -> str:
+    """Write a file for the session's transaction: a rollback deletes it again (see below)."""
+    try:
+        stored_name = _write(data)
+    except OSError as exc:
+        # Logged here, once, with its cause; the caller rolls back (which deletes the files this
+        # transaction already wrote) and shows STORAGE_FAILED.
+        current_app.logger.error("attachment storage refused a write for ticket %s (%s bytes): %s: %s",
+                                 ticket.ref if ticket.id else "(new)", len(data), type(exc).__name__, exc)
+        raise StorageError(STORAGE_FAILED) from exc
+    session.info.setdefault(_WRITTEN_KEY, []).append(stored_path(stored_name))
+    return stored_name
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_written(session: Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop(_WRITTEN_KEY, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _delete_written(session: Session, transaction) -> None:
+    # The transaction ended without a commit (rollback, or the session closed): the rows naming
+    # these files are gone, so are the files. A committed transaction's list is gone already.
+    if transaction.parent is None and not transaction.nested:
+        for path in session.info.pop(_WRITTEN_KEY, None) or ():
+            _remove(path)
 
 
 def store(session, ticket: Ticket, checked: CheckedFile, actor: Actor, *,
@@ -241,7 +297,7 @@ def store(session, ticket: Ticket, checked: CheckedFile, actor: Actor, *,
         comment = session.get(Comment, comment_id)
         if comment is None or comment.ticket_id != ticket.id:
             raise AttachmentError("添付先の返信が見つかりません。")
-    stored_name = _write(checked.data)
+    stored_name = _write_tracked(session, checked.data, ticket)
     row = Attachment(ticket_id=ticket.id, comment_id=comment_id, filename=checked.filename,
                      stored_name=stored_name, content_type=checked.content_type, size=len(checked.data),
                      sha256=hashlib.sha256(checked.data).hexdigest(), uploaded_by_id=actor.user_id)
@@ -392,6 +448,15 @@ def attachment_upload(ref: str):
     try:
         add_files(db.session, ticket.id, checked, Actor.for_user(current_user, client_ip()),
                   public=form.visibility.data == "public", note=form.note.data)
+    except StorageError as exc:  # nothing kept (no note, no file): the page comes back with the note as typed
+        from flask import g
+
+        from helpdesk.tickets.views import _render_detail
+
+        db.session.rollback()
+        g.upload_error, g.upload_note = _(str(exc)), form.note.data or ""
+        g.upload_public = form.visibility.data == "public"
+        return _render_detail(db.session.get(Ticket, ticket.id), status=503)
     except TicketError as exc:
         db.session.rollback()
         flash(str(exc), "error")

@@ -27,7 +27,7 @@ from helpdesk.security import client_ip
 from helpdesk.text import normalize
 from helpdesk.tickets import bp, search, service
 from helpdesk.tickets import queue as queue_mod
-from helpdesk.tickets.attachments import (MAX_FILES, check_uploads, human_size, max_bytes,
+from helpdesk.tickets.attachments import (MAX_FILES, StorageError, check_uploads, human_size, max_bytes,
                                           store, visible_attachments)
 from helpdesk.tickets.models import OPEN_STATUSES, Comment, Ticket, TicketEvent
 from helpdesk.tickets.portal_forms import CsatForm, PortalCloseForm, PortalNewForm, PortalReplyForm, new_nonce
@@ -332,6 +332,10 @@ def portal_new():
             except service.DuplicateSubmission as exc:
                 db.session.rollback()
                 return _duplicate(exc)
+            except StorageError as exc:  # nothing kept: no ticket, no file; the form comes back as typed
+                db.session.rollback()
+                form.files.errors = list(form.files.errors) + [_(str(exc))]
+                status = 503
             except service.TicketError as exc:
                 db.session.rollback()
                 form.subject.errors = list(form.subject.errors) + [str(exc)]
@@ -339,7 +343,7 @@ def portal_new():
                 flash(_("お問い合わせを受け付けました。受付番号は %(ref)s です。担当者からの返信をお待ちください。",
                         ref=ref), "success")
                 return redirect(url_for("tickets.portal_detail", ref=ref))
-        status = 400
+        status = 503 if status == 503 else 400
     if not form.nonce.data:
         form.nonce.data = new_nonce()
     return render_template("tickets/portal_new.html", form=form, has_suggest_js=_js("suggest.js"),
@@ -402,6 +406,10 @@ def portal_reply(ref: str):
         db.session.rollback()
         form.body.errors = list(form.body.errors) + [_("同時に更新がありました。もう一度「返信する」を押してください。")]
         return _render_detail(db.session.get(Ticket, ticket.id), reply_form=form, status=409)
+    except StorageError as exc:
+        db.session.rollback()
+        form.files.errors = list(form.files.errors) + [_(str(exc))]
+        return _render_detail(db.session.get(Ticket, ticket.id), reply_form=form, status=503)
     except service.TicketError as exc:
         db.session.rollback()
         form.body.errors = list(form.body.errors) + [str(exc)]

@@ -176,4 +176,20 @@ def closed_days_remove(day: str) -> None:
     click.echo(f"closed day removed: {day}")
 
 
+@closed_days_group.command("import")
+@click.argument("file", type=click.File("rb"))
+def closed_days_import(file) -> None:
+    """Add the all-day events of an iCalendar (.ics) file as closed days (a bad file changes nothing)."""
+    from helpdesk.audit import Actor
+    from helpdesk.extensions import db
+    from helpdesk.sla import service
+
+    try:
+        result = service.import_closed_days(db.session, file.read(), Actor.system("cli"), filename=file.name)
+    except service.SlaError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc))
+    click.echo(f"closed days added: {result['added']}, already closed: {result['already_closed']}")
+
+
 COMMANDS = [sla_cli]

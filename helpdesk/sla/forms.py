@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
@@ -31,6 +32,12 @@ class PolicyForm(FlaskForm):
         _l("期限間近とする経過率（%）"), default=75,
         validators=[InputRequired(_l("経過率を入力してください。")),
                     NumberRange(min=1, max=99, message=_l("1〜99で入力してください。"))])
+    next_update_minutes = IntegerField(
+        _l("次回更新の目標（営業時間の分、任意）"),
+        validators=[Optional(), NumberRange(min=1, max=100_000, message=_l("1〜100000の分数で入力してください。"))])
+    organisation_code = StringField(
+        _l("対象の組織コード（任意）"),
+        validators=[Optional(), Length(max=32, message=_l("組織コードは32文字以内で入力してください。"))])
     auto_escalate = BooleanField(_l("超過したら自動で L2 にエスカレーションする"))
 
 
@@ -57,3 +64,7 @@ class DeskHoursForm(FlaskForm):
     year_end_closure = BooleanField(_l("年末年始（12/29〜1/3）は休み"))
 
     hint = _HOURS_HINT
+
+
+class IcsImportForm(FlaskForm):
+    ics = FileField(_l("iCalendar ファイル（.ics）"), validators=[FileRequired(_l("取り込む .ics ファイルを選んでください。"))])

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import (JSON, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String,
                         UniqueConstraint, text)
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.common import TimestampMixin, UTCDateTime, utcnow
 from helpdesk.extensions import db
@@ -17,14 +17,18 @@ class SlaPolicy(TimestampMixin, db.Model):
 
     __tablename__ = "sla_policies"
     __table_args__ = (
-        UniqueConstraint("priority", "role", "category_code", name="uq_sla_policies_scope"),
+        UniqueConstraint("priority", "organisation_id", "role", "category_code", name="uq_sla_policies_scope"),
         CheckConstraint("priority IN ('P1', 'P2', 'P3', 'P4')", name="priority"),
         CheckConstraint("first_response_minutes > 0 AND resolution_minutes > 0", name="targets"),
+        CheckConstraint("next_update_minutes IS NULL OR next_update_minutes > 0", name="next_update"),
         CheckConstraint("at_risk_percent BETWEEN 1 AND 99", name="at_risk"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     priority: Mapped[str] = mapped_column(String(2))
+    #: A client organisation's own targets: chosen before any role / category / priority-only policy.
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"),
+                                                        index=True)
     #: municipality | clinic | wholesaler; None = every role.
     role: Mapped[str | None] = mapped_column(String(20))
     #: A ticket category code; None = every category.
@@ -32,11 +36,15 @@ class SlaPolicy(TimestampMixin, db.Model):
     #: Targets in business minutes of the desk calendar.
     first_response_minutes: Mapped[int] = mapped_column(Integer)
     resolution_minutes: Mapped[int] = mapped_column(Integer)
+    #: Longest time (business minutes) from an agent's public reply to the next one; None = not tracked.
+    next_update_minutes: Mapped[int | None] = mapped_column(Integer)
     #: Share of a target (elapsed) at which the ticket is shown and notified as at risk.
     at_risk_percent: Mapped[int] = mapped_column(Integer, default=75)
     #: On breach, move the ticket one tier up (L1 → L2) automatically.
     auto_escalate: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    organisation = relationship("Organisation")
 
     def __repr__(self) -> str:
         return f"<SlaPolicy {self.priority} {self.role or '*'} {self.category_code or '*'}>"
@@ -92,6 +100,10 @@ class SlaClock(db.Model):
     resolution_minutes: Mapped[int] = mapped_column(Integer)
     at_risk_percent: Mapped[int] = mapped_column(Integer, default=75)
     auto_escalate: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_update_minutes: Mapped[int | None] = mapped_column(Integer)
+    #: Next agent update due (last agent public reply + target, restarted on leaving pending); None = none due.
+    next_update_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    next_update_risk_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     #: Business minutes spent pending on the requester so far (due dates move by this much).
     paused_minutes: Mapped[int] = mapped_column(Integer, default=0)
     first_response_risk_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -195,6 +195,33 @@ def add_closed_day(session, day: dt.date, reason: str, actor: Actor) -> ClosedDa
     return row
 
 
+def import_closed_days(session, data: bytes | str, actor: Actor, filename: str = "") -> dict:
+    """Add the days of an iCalendar file's all-day events as closed days (days already closed are kept).
+
+    A bad file is refused as a whole (SlaError naming the line); one audit row lists what was added.
+    """
+    from helpdesk.sla.ical import IcsError, parse_holidays
+
+    try:
+        holidays = parse_holidays(data)
+    except IcsError as exc:
+        raise SlaError(str(exc)) from exc
+    wanted: dict[dt.date, str] = {}
+    for holiday in holidays:
+        wanted.setdefault(holiday.day, holiday.summary)
+    existing = set(session.scalars(select(ClosedDay.day).where(ClosedDay.day.in_(list(wanted)))))
+    added = sorted(day for day in wanted if day not in existing)
+    for day in added:
+        session.add(ClosedDay(day=day, reason=clean_input(wanted[day], 200), created_by_id=actor.user_id))
+    if added:
+        _settings_row(session).version += 1
+    audit.record(session, actor, "sla.closed_days_imported", "sla_closed_day", None,
+                 {"file": clean_input(filename, 200), "added": [d.isoformat() for d in added],
+                  "already_closed": len(existing)})
+    session.commit()
+    return {"added": len(added), "already_closed": len(existing), "days": added}
+
+
 def closed_day_on(session, day: dt.date) -> ClosedDay | None:
     return session.scalar(select(ClosedDay).where(ClosedDay.day == day))
 
@@ -219,49 +246,54 @@ class Targets:
     resolution_minutes: int
     at_risk_percent: int = DEFAULT_AT_RISK_PERCENT
     auto_escalate: bool = False
+    next_update_minutes: int | None = None
 
 
 def find_policy(session, priority: str, role: str | None = None, category_code: str | None = None,
-                cache: dict | None = None) -> Targets:
-    """The most specific active policy: priority+role+category, +category, +role, priority alone, built-in.
+                cache: dict | None = None, organisation_id: int | None = None) -> Targets:
+    """The most specific active policy: the ticket's organisation first (+category), then
+    priority+role+category, +category, +role, priority alone, built-in.
 
     `cache` (a dict the caller keeps for one batch) saves the query when many tickets are handled.
     """
     if cache is not None:
-        key = (priority, role, category_code)
+        key = (priority, role, category_code, organisation_id)
         if key not in cache:
-            cache[key] = find_policy(session, priority, role, category_code)
+            cache[key] = find_policy(session, priority, role, category_code, organisation_id=organisation_id)
         return cache[key]
     rows = _POLICIES.get(session, priority, lambda: _active_policies(session, priority))
 
-    def rank(row: tuple[str | None, str | None, Targets]) -> int | None:
-        p_role, p_category, _ = row
-        if p_role not in (None, role) or p_category not in (None, category_code):
+    def rank(row: tuple[int | None, str | None, str | None, Targets]) -> int | None:
+        p_org, p_role, p_category, _ = row
+        if p_org not in (None, organisation_id) or p_role not in (None, role) \
+                or p_category not in (None, category_code):
             return None
-        return (2 if p_category else 0) + (1 if p_role else 0)
+        return (4 if p_org else 0) + (2 if p_category else 0) + (1 if p_role else 0)
 
     best = max(((rank(r), r) for r in rows if rank(r) is not None), key=lambda x: x[0], default=None)
     if best is not None:
-        return best[1][2]
+        return best[1][3]
     first, resolution = DEFAULT_TARGETS.get(priority, DEFAULT_TARGETS["P3"])
     return Targets(None, first, resolution)
 
 
-def _active_policies(session, priority: str) -> list[tuple[str | None, str | None, Targets]]:
-    """(role, category, targets) of the active policies for `priority`: plain values, safe to cache."""
+def _active_policies(session, priority: str) -> list[tuple[int | None, str | None, str | None, Targets]]:
+    """(organisation, role, category, targets) of the active policies for `priority`: plain values, safe to cache."""
     rows = session.scalars(select(SlaPolicy).where(SlaPolicy.priority == priority, SlaPolicy.active)).all()
-    return [(p.role, p.category_code, Targets(p.id, p.first_response_minutes, p.resolution_minutes,
-                                              p.at_risk_percent, p.auto_escalate)) for p in rows]
+    return [(p.organisation_id, p.role, p.category_code,
+             Targets(p.id, p.first_response_minutes, p.resolution_minutes, p.at_risk_percent, p.auto_escalate,
+                     p.next_update_minutes)) for p in rows]
 
 
 def list_policies(session) -> list[SlaPolicy]:
-    return list(session.scalars(select(SlaPolicy).order_by(SlaPolicy.priority, SlaPolicy.role,
-                                                            SlaPolicy.category_code)))
+    return list(session.scalars(select(SlaPolicy).order_by(SlaPolicy.priority, SlaPolicy.organisation_id,
+                                                            SlaPolicy.role, SlaPolicy.category_code)))
 
 
 def save_policy(session, actor: Actor, *, priority: str, first_response_minutes: int, resolution_minutes: int,
                 role: str | None = None, category_code: str | None = None, at_risk_percent: int = 75,
-                auto_escalate: bool = False, policy_id: int | None = None) -> SlaPolicy:
+                auto_escalate: bool = False, policy_id: int | None = None, organisation_id: int | None = None,
+                next_update_minutes: int | None = None) -> SlaPolicy:
     """Create or update a policy (applies to tickets created or re-prioritised from now on)."""
     errors = []
     if priority not in DEFAULT_TARGETS:
@@ -274,13 +306,21 @@ def save_policy(session, actor: Actor, *, priority: str, first_response_minutes:
         errors.append("解決の目標は初回応答の目標以上にしてください。")
     if not (isinstance(at_risk_percent, int) and 1 <= at_risk_percent <= 99):
         errors.append("期限間近のしきい値は1〜99%で入力してください。")
+    if next_update_minutes is not None and not (isinstance(next_update_minutes, int) and next_update_minutes > 0):
+        errors.append("次回更新の目標は1以上の分数で入力してください（追跡しないときは空欄）。")
     if errors:
         raise SlaError(" ".join(errors))
     row = session.get(SlaPolicy, policy_id) if policy_id else None
     if policy_id and row is None:
         raise SlaError("SLAポリシーが見つかりません。")
+    if organisation_id is not None:
+        from helpdesk.accounts.models import Organisation
+
+        if session.get(Organisation, organisation_id) is None:
+            raise SlaError("組織が見つかりません。")
     clash = session.scalar(select(SlaPolicy).where(
         SlaPolicy.priority == priority,
+        SlaPolicy.organisation_id.is_(None) if organisation_id is None else SlaPolicy.organisation_id == organisation_id,
         SlaPolicy.role.is_(None) if role is None else SlaPolicy.role == role,
         SlaPolicy.category_code.is_(None) if category_code is None else SlaPolicy.category_code == category_code))
     if clash is not None and clash is not row:
@@ -291,8 +331,10 @@ def save_policy(session, actor: Actor, *, priority: str, first_response_minutes:
         session.add(row)
     else:
         before = {"first_response": row.first_response_minutes, "resolution": row.resolution_minutes,
-                  "at_risk": row.at_risk_percent, "auto_escalate": row.auto_escalate}
+                  "at_risk": row.at_risk_percent, "auto_escalate": row.auto_escalate,
+                  "organisation_id": row.organisation_id, "next_update": row.next_update_minutes}
     row.priority, row.role, row.category_code = priority, role, category_code
+    row.organisation_id, row.next_update_minutes = organisation_id, next_update_minutes
     row.first_response_minutes, row.resolution_minutes = first_response_minutes, resolution_minutes
     row.at_risk_percent, row.auto_escalate, row.active = at_risk_percent, auto_escalate, True
     session.flush()
@@ -300,7 +342,8 @@ def save_policy(session, actor: Actor, *, priority: str, first_response_minutes:
                  {"before": before, "after": {"priority": priority, "role": role, "category": category_code,
                                               "first_response": first_response_minutes,
                                               "resolution": resolution_minutes, "at_risk": at_risk_percent,
-                                              "auto_escalate": auto_escalate}})
+                                              "auto_escalate": auto_escalate, "organisation_id": organisation_id,
+                                              "next_update": next_update_minutes}})
     session.commit()
     return row
 
@@ -324,7 +367,8 @@ def apply_sla(session, ticket: Ticket, now: dt.datetime | None = None, *, reset_
     if clock is None or reset_targets:
         # Look the policy up before adding the clock: the query would autoflush a half-built row.
         targets = find_policy(session, ticket.priority, ticket.role,
-                              ticket.category.code if ticket.category is not None else None, cache=policy_cache)
+                              ticket.category.code if ticket.category is not None else None, cache=policy_cache,
+                              organisation_id=ticket.organisation_id)
     if clock is None:
         clock = SlaClock(ticket_id=ticket.id, started_at=ticket.created_at or now or utcnow(), paused_minutes=0)
         if add:
@@ -336,6 +380,12 @@ def apply_sla(session, ticket: Ticket, now: dt.datetime | None = None, *, reset_
         clock.resolution_minutes = targets.resolution_minutes
         clock.at_risk_percent = targets.at_risk_percent
         clock.auto_escalate = targets.auto_escalate
+        if clock.next_update_minutes != targets.next_update_minutes:
+            clock.next_update_minutes = targets.next_update_minutes
+            if targets.next_update_minutes is None:
+                clock.next_update_due_at = clock.next_update_risk_at = None
+            elif clock.next_update_due_at is not None:
+                _next_update_from(calendar, clock, ticket.first_response_at or now or utcnow())
     start, paused = clock.started_at, clock.paused_minutes or 0
     add = calendar.add_business_minutes
     ticket.first_response_due_at = add(start, clock.first_response_minutes + paused)
@@ -345,6 +395,8 @@ def apply_sla(session, ticket: Ticket, now: dt.datetime | None = None, *, reset_
     clock.resolution_risk_at = add(start, _risk_minutes(clock.resolution_minutes, clock.at_risk_percent) + paused)
     if ticket.status in STOPPED and clock.stopped_at is None:
         clock.stopped_at = ticket.resolved_at or ticket.closed_at or now or utcnow()
+    if ticket.status in STOPPED:
+        clock.next_update_due_at = clock.next_update_risk_at = None
     ticket.sla_state = _next_state(ticket.sla_state, _state_now(ticket, clock, now or utcnow()))
     return clock
 
@@ -367,11 +419,13 @@ def _state_now(ticket: Ticket, clock: SlaClock, now: dt.datetime) -> str | None:
         return ticket.sla_state if ticket.sla_state == "breached" else None
     at = ticket.sla_paused_at if ticket.status == "pending" and ticket.sla_paused_at else now
     fr_open = ticket.first_response_at is None
+    update_due = clock.next_update_due_at if ticket.status != "pending" else None
     if (fr_open and ticket.first_response_due_at and at > ticket.first_response_due_at) or \
-            (ticket.resolution_due_at and at > ticket.resolution_due_at):
+            (ticket.resolution_due_at and at > ticket.resolution_due_at) or (update_due and at > update_due):
         return "breached"
     if (fr_open and clock.first_response_risk_at and at >= clock.first_response_risk_at) or \
-            (clock.resolution_risk_at and at >= clock.resolution_risk_at):
+            (clock.resolution_risk_at and at >= clock.resolution_risk_at) or \
+            (update_due and clock.next_update_risk_at and at >= clock.next_update_risk_at):
         return "at_risk"
     return "ok"
 
@@ -405,13 +459,32 @@ def on_ticket_event(session, ticket: Ticket, event) -> None:
         on_category_changed(session, ticket, at=event.at)
 
 
+def _next_update_from(calendar: BusinessCalendar, clock: SlaClock, since: dt.datetime) -> None:
+    """Start the next-update window at `since` (an agent's public reply, or the end of a pause)."""
+    minutes = clock.next_update_minutes
+    clock.next_update_due_at = calendar.add_business_minutes(since, minutes)
+    clock.next_update_risk_at = calendar.add_business_minutes(
+        since, _risk_minutes(minutes, clock.at_risk_percent or DEFAULT_AT_RISK_PERCENT))
+
+
 def on_public_reply(session, ticket: Ticket, comment) -> None:
-    """A first public reply ends the first-response clock: the badge may drop from at-risk to ok."""
-    if not comment.is_public or ticket.first_response_at is None or ticket.sla_state != "at_risk":
+    """An agent's public reply ends the first-response clock and restarts the next-update window;
+    the badge may drop from at-risk (or a missed update) to ok."""
+    if not comment.is_public or ticket.first_response_at is None:
+        return
+    from helpdesk.accounts.models import User
+
+    author = session.get(User, comment.author_id) if comment.author_id else None
+    if author is None or not author.is_staff:
         return
     clock = session.get(SlaClock, ticket.id)
-    if clock is not None:
-        ticket.sla_state = _next_state(ticket.sla_state, _state_now(ticket, clock, comment.created_at or utcnow()))
+    if clock is None:
+        return
+    at = comment.created_at or utcnow()
+    if clock.next_update_minutes and ticket.status not in STOPPED:
+        _next_update_from(get_calendar(session), clock, at)
+    if ticket.sla_state == "at_risk":
+        ticket.sla_state = _next_state(ticket.sla_state, _state_now(ticket, clock, at))
 
 
 def on_priority_changed(session, ticket: Ticket, actor: Actor | None = None, at: dt.datetime | None = None) -> None:
@@ -438,6 +511,8 @@ def on_status_changed(session, ticket: Ticket, before: str | None, after: str, a
             paused = get_calendar(session).business_minutes_between(ticket.sla_paused_at, at)
             clock.paused_minutes = (clock.paused_minutes or 0) + max(paused, 0)
         ticket.sla_paused_at = None
+        if clock.next_update_minutes and clock.next_update_due_at is not None and after not in STOPPED:
+            _next_update_from(get_calendar(session), clock, at)  # the requester answered: a new window
     if after in STOPPED:
         clock.stopped_at = clock.stopped_at or at
     elif before in STOPPED:
@@ -466,6 +541,8 @@ def sla_state(ticket: Ticket, now: dt.datetime | None = None, calendar: Business
     left = calendar.business_minutes_between(at, due)
     if at > due:
         return "breached", min(left, -1) if left == 0 else left
+    if ticket.sla_state == "breached":  # e.g. the sweep found the next agent update overdue
+        return "breached", left
     window = max(calendar.business_minutes_between(ticket.created_at, due), 1) if ticket.created_at else 0
     if ticket.sla_state == "at_risk" or (window and left <= window * (100 - DEFAULT_AT_RISK_PERCENT) / 100):
         return "at_risk", left
@@ -480,10 +557,13 @@ class SweepResult:
     breached: list[int] = field(default_factory=list)
     escalated: list[int] = field(default_factory=list)
     mails: int = 0
+    #: Of `breached`: the tickets whose next agent update is overdue.
+    next_update_breached: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"at_risk": len(self.at_risk), "breached": len(self.breached),
-                "escalated": len(self.escalated), "mails": self.mails}
+                "escalated": len(self.escalated), "mails": self.mails,
+                "next_update_breached": len(self.next_update_breached)}
 
 
 def sweep(session, now: dt.datetime | None = None, *, notify: bool = True) -> SweepResult:
@@ -513,6 +593,24 @@ def sweep(session, now: dt.datetime | None = None, *, notify: bool = True) -> Sw
         .returning(Ticket.id)
         .execution_options(synchronize_session=False))
     result.at_risk = sorted(session.scalars(at_risk_stmt).all())
+    # The next agent update (a window restarted by each agent reply; pending tickets are not running).
+    clock_running = and_(running, SlaClock.ticket_id == Ticket.id, SlaClock.stopped_at.is_(None))
+    update_breached = sorted(session.scalars(
+        update(Ticket)
+        .where(clock_running, or_(Ticket.sla_state.is_(None), Ticket.sla_state != "breached"),
+               SlaClock.next_update_due_at < now)
+        .values(sla_state="breached").returning(Ticket.id)
+        .execution_options(synchronize_session=False)).all())
+    update_at_risk = sorted(session.scalars(
+        update(Ticket)
+        .where(clock_running, or_(Ticket.sla_state.is_(None), Ticket.sla_state == "ok"),
+               SlaClock.next_update_risk_at <= now)
+        .values(sla_state="at_risk").returning(Ticket.id)
+        .execution_options(synchronize_session=False)).all())
+    if update_breached or update_at_risk:
+        result.breached = sorted(set(result.breached) | set(update_breached))
+        result.at_risk = sorted((set(result.at_risk) | set(update_at_risk)) - set(update_breached))
+        result.next_update_breached = update_breached
     if result.breached:
         _stamp(session, result.breached, breached_notified_at=now)
     if result.at_risk:

@@ -53,11 +53,12 @@ def _hours_form() -> forms.DeskHoursForm:
                                year_end_closure=settings["year_end_closure"], **values)
 
 
-def _calendar_page(form=None, hours_form=None):
+def _calendar_page(form=None, hours_form=None, ics_form=None):
     today = dt.datetime.now(TOKYO).date()
     rows = service.list_closed_days(db.session, since=today - dt.timedelta(days=365))
     return render_template("sla/closed_days.html", form=form or forms.ClosedDayForm(formdata=None), rows=rows,
                            delete_form=forms.DeleteForm(), hours_form=hours_form or _hours_form(),
+                           ics_form=ics_form or forms.IcsImportForm(formdata=None),
                            weekdays=service.WEEKDAYS, settings=service.desk_settings(db.session))
 
 
@@ -99,6 +100,38 @@ def closed_day_delete(closed_day_id: int):
     return redirect(url_for("sla.closed_days"))
 
 
+@bp.post("/sla/closed-days/import")
+@supervisor_required
+def closed_days_import():
+    """Add the all-day events of an uploaded iCalendar file as closed days (a bad file changes nothing)."""
+    form = forms.IcsImportForm()
+    if form.validate():
+        upload = form.ics.data
+        try:
+            result = service.import_closed_days(db.session, upload.read(1_000_001)[:1_000_000], _actor(),
+                                                filename=upload.filename or "")
+            flash(_("休業日を %(added)s 日追加しました（登録済み %(already)s 日）。", added=result["added"],
+                    already=result["already_closed"]), "success")
+            return redirect(url_for("sla.closed_days"))
+        except service.SlaError as exc:
+            db.session.rollback()
+            form.ics.errors = [str(exc)]
+    return _calendar_page(ics_form=form), 400
+
+
+def _organisation_id(code: str | None) -> int | None:
+    from helpdesk.accounts.models import Organisation
+    from sqlalchemy import select
+
+    code = (code or "").strip()
+    if not code:
+        return None
+    org_id = db.session.scalar(select(Organisation.id).where(Organisation.code == code))
+    if org_id is None:
+        raise service.SlaError(_("組織コード「%(code)s」の組織が見つかりません。", code=code))
+    return org_id
+
+
 def _policy_choices(form: forms.PolicyForm) -> None:
     from helpdesk.templating import ROLE_LABELS
     from helpdesk.tickets.service import category_choices
@@ -116,7 +149,14 @@ def policies():
     if request.method == "POST":
         if form.validate():
             try:
-                service.save_policy(db.session, _actor(), priority=form.priority.data,
+                org_id = _organisation_id(form.organisation_code.data)
+            except service.SlaError as exc:
+                form.organisation_code.errors = [str(exc)]
+                return render_template("sla/policies.html", form=form, rows=service.list_policies(db.session),
+                                       defaults=service.DEFAULT_TARGETS), 400
+            try:
+                service.save_policy(db.session, _actor(), priority=form.priority.data, organisation_id=org_id,
+                                    next_update_minutes=form.next_update_minutes.data,
                                     role=form.role.data or None, category_code=form.category.data or None,
                                     first_response_minutes=form.first_response_minutes.data,
                                     resolution_minutes=form.resolution_minutes.data,
@@ -140,7 +180,8 @@ def policy_edit(policy_id: int):
     form = forms.PolicyForm(priority=row.priority, role=row.role or "", category=row.category_code or "",
                             first_response_minutes=row.first_response_minutes,
                             resolution_minutes=row.resolution_minutes, at_risk_percent=row.at_risk_percent,
-                            auto_escalate=row.auto_escalate)
+                            auto_escalate=row.auto_escalate, next_update_minutes=row.next_update_minutes,
+                            organisation_code=row.organisation.code if row.organisation_id else "")
     _policy_choices(form)
     return render_template("sla/policies.html", form=form, rows=service.list_policies(db.session),
                            defaults=service.DEFAULT_TARGETS, editing=row)

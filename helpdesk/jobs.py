@@ -59,7 +59,10 @@ def enqueue(func: Callable | str, *args: Any, queue: str = "default", **kwargs: 
     app = current_app._get_current_object()
     if app.config.get("RQ_ASYNC") and app.config.get("REDIS_URL"):
         try:
-            get_queue(queue).enqueue(_path(func), *args, job_timeout=kwargs.pop("job_timeout", 300), **kwargs)
+            from helpdesk.ops.logs import job_meta  # the request id follows the job into the worker's logs
+
+            get_queue(queue).enqueue(_path(func), *args, job_timeout=kwargs.pop("job_timeout", 300),
+                                     meta=job_meta(), **kwargs)
             return True
         except Exception as exc:  # redis down: the sweeper re-enqueues from the database
             logger.warning("enqueue of %s failed (%s); left for the sweeper", _path(func), exc)
@@ -141,11 +144,14 @@ def enqueue_batch(items: list[tuple[Callable | str, tuple, str]],
         return True
     from rq import Queue
 
+    from helpdesk.ops.logs import job_meta
+
     try:
         connection = redis_connection()
         by_queue: dict[str, list] = {}
         for func, args, queue in items:
-            by_queue.setdefault(queue, []).append(Queue.prepare_data(_path(func), args=args, timeout=300))
+            by_queue.setdefault(queue, []).append(Queue.prepare_data(_path(func), args=args, timeout=300,
+                                                                     meta=job_meta()))
         kicks: list[tuple[str, str, int]] = []
         with connection.pipeline() as pipe:
             for (func, queue, lane), group in lanes.items():

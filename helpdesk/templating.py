@@ -48,7 +48,7 @@ def iso(value: dt.datetime | None) -> str:
 
 def nav_items() -> list[tuple[str, str, bool]]:
     if not current_user.is_authenticated:
-        return [("manuals.index", str(_l("マニュアル")), request.endpoint or "")]
+        return [(url_for("manuals.index"), str(_l("マニュアル")), (request.endpoint or "").startswith("manuals."))]
     items = []
     for endpoint, label, roles in NAV:
         if roles and not current_user.has_role(*roles):

@@ -11,6 +11,13 @@ from helpdesk.extensions import csrf, db
 from helpdesk.security import safe_next
 
 
+@bp.get("/favicon.ico")
+@public
+def favicon():
+    """Browsers ask for /favicon.ico whatever the page says; answer with the SVG icon."""
+    return current_app.send_static_file("favicon.svg"), 200, {"Cache-Control": "public, max-age=86400"}
+
+
 @bp.get("/")
 @public
 def index():

@@ -17,13 +17,12 @@ _ids = itertools.count(1)
 
 
 def _nice_max(value: float) -> int:
-    if value <= 5:
-        return 5
-    for step in (1, 2, 2.5, 5):
-        for power in range(0, 8):
-            top = step * 10 ** power
-            if top >= value:
-                return int(top) if top == int(top) else int(top) + 1
+    """Top of the y-axis: four whole, round grid steps (1 1.5 2 2.5 3 4 5 6 8 x 10^n) just covering `value`."""
+    for power in range(0, 10):
+        for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8):
+            step = m * 10 ** power
+            if step == int(step) and 4 * step >= value:
+                return int(4 * step)
     return int(value)
 
 

@@ -84,6 +84,10 @@ the a an to of and or is are be was were it i we our my me you your for on in at
 please can could would will not no but with from by as have has get got when what how does do
 """.split())
 _TOKEN_FIX = re.compile(r"-[A-Za-z]+$")
+#: Loan words the dictionary splits in two (ログ + イン): joined back for display ("ログイン", not "ログ・イン").
+#: The features keep the split, which is what the clustering constants were chosen with.
+JOINED_WORDS = {("ログ", "イン"): "ログイン", ("ログ", "アウト"): "ログアウト", ("再", "設定"): "再設定",
+                ("医療", "機関"): "医療機関"}
 
 
 class _Tagger(threading.local):

@@ -102,14 +102,14 @@ def batch_after_commit(session: Session, func: str, item: int, queue: str = "def
     session.info.setdefault(_BATCH_KEY, []).append((func, item, queue, item % lanes if lanes > 1 else 0))
 
 
-def _batch_keys(func: str, lane: int = 0) -> tuple[str, str]:
+def batch_keys(func: str, lane: int = 0) -> tuple[str, str]:
     return f"helpdesk:batch:{func}:{lane}", f"helpdesk:batch-kick:{func}:{lane}"
 
 
 def drain_batch(func: str, lane: int = 0, size: int = 200) -> int:
     """The drain job: clear the kick flag first (later items kick again), then work through the list."""
     connection = redis_connection()
-    items_key, kick_key = _batch_keys(func, lane)
+    items_key, kick_key = batch_keys(func, lane)
     connection.delete(kick_key)
     target = _resolve(func)
     done = 0
@@ -155,7 +155,7 @@ def enqueue_batch(items: list[tuple[Callable | str, tuple, str]],
         kicks: list[tuple[str, str, int]] = []
         with connection.pipeline() as pipe:
             for (func, queue, lane), group in lanes.items():
-                items_key, kick_key = _batch_keys(func, lane)
+                items_key, kick_key = batch_keys(func, lane)
                 pipe.rpush(items_key, *group)
                 pipe.set(kick_key, 1, nx=True, ex=KICK_SECONDS)
                 kicks.append((func, queue, lane))

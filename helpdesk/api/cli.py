@@ -76,10 +76,10 @@ def token_list() -> None:
 @api_cli.command("webhooks-sweep")
 @with_appcontext
 def webhooks_sweep() -> None:
-    """Deliver webhooks that are due (retries with backoff); run it every minute from cron/systemd."""
-    from helpdesk.api.jobs import sweep_webhooks
+    """Deliver webhooks that are due (retries with backoff) through the outbox dispatcher, right here."""
+    from helpdesk.notify.jobs import deliver_due
 
-    click.echo(f"attempted {sweep_webhooks()} webhook deliveries")
+    click.echo(f"sent {deliver_due(route='webhook')} webhook deliveries")
 
 
 @api_cli.command("purge-idempotency")

@@ -1,37 +1,28 @@
-"""Outgoing event webhooks: URL safety (no SSRF), HMAC signatures, and the delivery of outbox rows.
+"""Outgoing event webhooks: URL safety (no SSRF), HMAC signatures, and the transport of a signed body.
 
-The delivery path (`deliver(session, outbox_id)`) is written so the notify domain can adopt it:
-it claims a pending `kind='webhook'` outbox row with a lease, re-checks every resolved address of the
-URL, connects to the checked address only (no DNS rebinding between check and connect, no
-redirects followed), signs the body with HMAC-SHA256 (`X-Helpdesk-Signature: sha256=<hex>`), logs a
-DeliveryAttempt and schedules retries with exponential backoff.
+The outbox dispatcher (`helpdesk.notify.jobs`) claims a `kind='webhook'` row with a lease, signs the
+body (`sign`, `X-Helpdesk-Signature: sha256=<hex>`), and calls `send`, which re-checks every resolved
+address of the URL and connects to the checked address only (no DNS rebinding between check and
+connect, no redirects followed); the dispatcher logs the attempt and schedules retries with backoff.
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import http.client
 import ipaddress
-import json
 import logging
 import socket
 import ssl
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sqlalchemy import or_, select, update
-
-from helpdesk.common import utcnow
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Helpdesk-Signature"
 TIMEOUT_SECONDS = 10
-LEASE_SECONDS = 60
-#: Delay before attempt n+1 (n = attempts so far): 30 s, 1 min, 2 min, 4 min … capped at 6 h.
-BACKOFF_BASE_SECONDS = 30
+#: Retries of a subscriber that is down wait up to 6 h (the dispatcher's backoff, capped here).
 BACKOFF_CAP_SECONDS = 6 * 3600
 
 
@@ -143,10 +134,6 @@ def post_json(target: Target, body: bytes, headers: dict[str, str], timeout: flo
         conn.close()
 
 
-def backoff(attempts: int) -> dt.timedelta:
-    return dt.timedelta(seconds=min(BACKOFF_BASE_SECONDS * (2 ** max(attempts - 1, 0)), BACKOFF_CAP_SECONDS))
-
-
 def resolve_secret(session, secret_ref: str | None) -> str | None:
     """The signing secret named by an outbox row's headers["secret_ref"] ("webhook_subscription:<id>")."""
     from helpdesk.api.models import WebhookSubscription
@@ -164,77 +151,22 @@ def resolve_secret(session, secret_ref: str | None) -> str | None:
     return None
 
 
-def _claim(session, outbox_id: int, now: dt.datetime) -> bool:
-    from helpdesk.notify.models import Outbox
+def send(url: str, body: bytes, headers: dict[str, str], *, allowed_hosts=(), resolver=None
+         ) -> tuple[int | None, str | None, bool]:
+    """Post a signed body to a subscriber's URL, re-checking every address it resolves to now.
 
-    result = session.execute(
-        update(Outbox)
-        .where(Outbox.id == outbox_id, Outbox.kind == "webhook", Outbox.next_attempt_at <= now,
-               or_(Outbox.state == "pending",
-                   (Outbox.state == "sending") & (Outbox.lease_until < now)))
-        .values(state="sending", lease_until=now + dt.timedelta(seconds=LEASE_SECONDS))
-        .execution_options(synchronize_session=False))
-    session.commit()
-    return result.rowcount == 1
-
-
-def deliver(session, outbox_id: int, *, allowed_hosts=(), resolver=None, now: dt.datetime | None = None) -> str:
-    """Deliver one webhook outbox row if it is due; returns its state afterwards (or 'skipped')."""
-    from helpdesk.notify.models import DeliveryAttempt, Outbox
-
-    now = now or utcnow()
-    if not _claim(session, outbox_id, now):
-        return "skipped"
-    row = session.get(Outbox, outbox_id)
-    session.refresh(row)
-    body = json.dumps(row.payload or {}, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
-    secret = resolve_secret(session, (row.headers or {}).get("secret_ref"))
-    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "helpdesk-webhooks/1",
-               "X-Helpdesk-Event": str((row.payload or {}).get("event", row.purpose)),
-               "X-Helpdesk-Delivery": str(row.id)}
-    if secret:
-        headers[SIGNATURE_HEADER] = sign(secret, body)
-    started = time.monotonic()
-    status, error = None, None
+    Returns (HTTP status or None, error or None, permanent): a URL that now points inward is refused
+    for good; DNS and network errors and non-2xx answers are retried by the dispatcher.
+    """
     try:
-        target = check_url(row.recipient, allowed_hosts, resolver)
-        status, text = post_json(target, body, headers)  # noqa: F841
-        if not 200 <= status < 300:
-            error = f"HTTP {status}: {text[:300]}"
+        target = check_url(url, allowed_hosts, resolver)
+        status, text = post_json(target, body, headers)
     except Unresolvable as exc:
-        error = f"dns: {exc}"
+        return None, f"dns: {exc}", False
     except UnsafeURL as exc:
-        error = f"refused: {exc}"
+        return None, f"refused: {exc}", True
     except (OSError, http.client.HTTPException) as exc:
-        error = f"{exc.__class__.__name__}: {exc}"[:500]
-    duration = int((time.monotonic() - started) * 1000)
-    row.attempts += 1
-    session.add(DeliveryAttempt(outbox_id=row.id, at=now, ok=error is None, status_code=status,
-                                error=error, duration_ms=duration))
-    row.lease_until = None
-    if error is None:
-        row.state, row.sent_at, row.last_error = "sent", now, None
-        row.response = {"status": status}
-    else:
-        row.last_error = error
-        permanent = error.startswith("refused:")
-        if permanent or row.attempts >= (row.max_attempts or 8):
-            row.state = "failed"
-        else:
-            row.state = "pending"
-            row.next_attempt_at = now + backoff(row.attempts)
-    session.commit()
-    return row.state
-
-
-def due_webhooks(session, now: dt.datetime | None = None, limit: int = 500) -> list[int]:
-    """Ids of webhook rows waiting for a (re)try."""
-    from helpdesk.notify.models import Outbox
-
-    now = now or utcnow()
-    return list(session.scalars(
-        select(Outbox.id).where(Outbox.kind == "webhook", Outbox.purpose != "tracker",  # tracker rows: insights sender
-                                Outbox.next_attempt_at <= now,
-                                or_(Outbox.state == "pending",
-                                    (Outbox.state == "sending") & (Outbox.lease_until < now)))
-        .order_by(Outbox.next_attempt_at).limit(limit)))
+        return None, f"{exc.__class__.__name__}: {exc}"[:500], False
+    if not 200 <= status < 300:
+        return status, f"HTTP {status}: {text[:300]}", False
+    return status, None, False

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app
-
 from helpdesk.extensions import db
+from helpdesk.notify import jobs as notify_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -43,18 +42,6 @@ def refresh_rollups() -> dict:
     return trends.refresh_rollups(db.session)
 
 
-def deliver_tracker(outbox_id: int) -> str:
-    """One attempt to post a problem to the development tracker (no-op if already sent)."""
-    from helpdesk.insights import tracker
-
-    return tracker.deliver(db.session, outbox_id, secret=current_app.config.get("TRACKER_WEBHOOK_SECRET"))
-
-
 def deliver_due() -> int:
-    """Retry tracker deliveries whose backoff has elapsed."""
-    from helpdesk.insights import tracker
-
-    ids = tracker.due_ids(db.session)
-    for outbox_id in ids:
-        deliver_tracker(outbox_id)
-    return len(ids)
+    """Retry tracker deliveries whose backoff has elapsed (through the outbox dispatcher)."""
+    return notify_jobs.deliver_due(route="tracker")

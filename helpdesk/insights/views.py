@@ -212,7 +212,6 @@ def problems():
 
 
 def _problem_page(problem, *, edit_form=None, transition_form=None, link_form=None, status=200):
-    tracker.sync_refs(db.session, problem.id)
     result = service.impact(db.session, problem.id)
     impact_chart = None
     if result:

@@ -27,7 +27,7 @@ def drain_command(limit: int) -> None:
     """Deliver due mail right here over one SMTP connection (no Redis needed)."""
     from helpdesk.notify import jobs
 
-    click.echo(f"sent: {jobs.deliver_batch(limit)}")
+    click.echo(f"sent: {jobs.deliver_due(route='email', limit=limit)}")
 
 
 @notify_cli.command("stats")

@@ -1,23 +1,35 @@
-"""Outbox delivery jobs: claim a row with a lease, send it once, record the attempt, retry with backoff.
+"""The outbox dispatcher: one path for every outgoing delivery — mail, webhook, development tracker.
 
-Guarantees:
-- two workers never send one row at the same time (the claim is `SELECT … FOR UPDATE SKIP LOCKED`
-  on PostgreSQL, a conditional UPDATE on SQLite, and it sets a lease);
-- a worker killed mid-delivery loses nothing: the row stays `sending` with a lease that expires,
-  and the sweeper hands it to another worker;
-- once a send is recorded (`sent`), the row is never sent again (sent rows are never claimed).
-  Sends are recorded in small groups (NOTIFY_RECORD_EVERY, default 10; a failure is recorded at
-  once): a process that dies after the SMTP server accepted mail but before that commit can repeat
-  those few mails once; they carry the same Message-ID, so mail clients show each once. Set
-  NOTIFY_RECORD_EVERY=1 to record every send on its own (slower: one commit per mail).
+Every row goes through `deliver_rows`, whatever handed it over (the job queued after the commit that
+wrote it, the sweeper, the retry button, `notify drain`, `insights deliver`, `api webhooks-sweep`):
+
+1. **route** — `SENDERS[route(kind, purpose)]`: `email` → SMTP (`MailSender`), `webhook` → the
+   subscriber's URL with SSRF checks (`api.webhooks.send`), `tracker` → the configured tracker URL,
+   whose answer becomes the problem's external reference (`insights.tracker`);
+2. **claim** — one row at a time: `UPDATE … WHERE due … RETURNING` (`FOR UPDATE SKIP LOCKED` on
+   PostgreSQL) sets `sending` and a lease for that row only (LEASE_SECONDS), and counts the attempt;
+   two workers never send one row at once, and a killed job strands at most the one row it was sending;
+3. **sign** — webhook and tracker bodies are canonical JSON signed with HMAC-SHA256
+   (`X-Helpdesk-Signature`, secret named by the row's `secret_ref`);
+4. **record** — right after the receiver accepted (or refused), in its own short transaction: the
+   attempt log, the new state (`sent`; `pending` with exponential backoff and jitter; `failed` after
+   `max_attempts` or a permanent refusal), and the sender's follow-up (the tracker's issue key).
+
+At-least-once window: a process that dies after the receiver accepted a row but before that record
+commits (a few milliseconds) sends that one row again once its lease has expired; a mail carries the
+same Message-ID then, so mail clients show it once. A sent row is never claimed again.
+Rows whose job was lost (worker killed, Redis down) are due in the database: the sweeper thread of
+`helpdesk worker` (`start_sweeper`, every NOTIFY_SWEEP_SECONDS) and `helpdesk notify sweep` hand them on.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import random
 import smtplib
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -27,45 +39,56 @@ from flask import current_app
 from jinja2 import TemplateError
 from sqlalchemy import insert, select, update
 
-from helpdesk._optional import import_optional
+from helpdesk import jobs as queue
+from helpdesk.api import webhooks
 from helpdesk.common import utcnow
 from helpdesk.extensions import db
+from helpdesk.insights import tracker
+from helpdesk.notify import service
 from helpdesk.notify.models import DeliveryAttempt, Outbox
-from helpdesk.notify.service import render_pending
+from helpdesk.notify.service import due_clause, render_pending
 from helpdesk.text import one_line
 
 logger = logging.getLogger(__name__)
 
-LEASE_SECONDS = 120
-SMTP_TIMEOUT = 20
+#: A claim holds one row this long (NOTIFY_LEASE_SECONDS): longer than one send can take (every SMTP
+#: command and the webhook POST time out after SMTP_TIMEOUT / 10 s), short enough that a killed
+#: worker's row is soon retried.
+LEASE_SECONDS = 60
+SMTP_TIMEOUT = 10
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3600
 SENDER_NAME = {"ja": "VDSヘルプデスク", "en": "VDS Help Desk"}
 
 
-def backoff(attempts: int, rng: random.Random | None = None) -> dt.timedelta:
-    """30 s, 1 min, 2 min … capped at 1 h, ±20 % jitter so retries of many rows spread out."""
-    base = min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_CAP_SECONDS)
+def backoff(attempts: int, rng: random.Random | None = None, cap: int = BACKOFF_CAP_SECONDS) -> dt.timedelta:
+    """30 s, 1 min, 2 min … capped at `cap` (1 h for mail), ±20 % jitter so retries of many rows spread out."""
+    base = min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), cap)
     return dt.timedelta(seconds=base * (rng or random).uniform(0.8, 1.2))
 
 
-def claim(session, outbox_id: int, now: dt.datetime, kind: str = "email") -> Outbox | None:
-    """Take the row for this worker (state sending + lease); None if it is not due or someone has it."""
-    lease = now + dt.timedelta(seconds=LEASE_SECONDS)
-    due = ((Outbox.state == "pending") & (Outbox.next_attempt_at <= now)) | \
-          ((Outbox.state == "sending") & (Outbox.lease_until < now))
+def route(kind: str, purpose: str | None) -> str:
+    """Which sender a row goes to: its kind, except tracker rows (kind webhook, purpose tracker)."""
+    return "tracker" if kind == "webhook" and purpose == tracker.PURPOSE else kind
+
+
+def claim(session, outbox_id: int, now: dt.datetime, lease_seconds: int = LEASE_SECONDS) -> Outbox | None:
+    """Take one row for this worker (state sending + its own lease, attempt counted); None if it is not
+    due or someone else has it. Commits at once: the claim is visible to every other worker."""
+    due = due_clause(now)
     if session.get_bind().dialect.name == "postgresql":
         # SKIP LOCKED: a row another worker is claiming right now is simply not ours.
-        target = Outbox.id.in_(select(Outbox.id).where(Outbox.id == outbox_id, Outbox.kind == kind, due)
+        target = Outbox.id.in_(select(Outbox.id).where(Outbox.id == outbox_id, due)
                                .with_for_update(skip_locked=True).scalar_subquery())
     else:
-        target = (Outbox.id == outbox_id) & (Outbox.kind == kind) & due  # one conditional UPDATE
+        target = (Outbox.id == outbox_id) & due  # one conditional UPDATE (SQLite serialises writers)
     row = session.scalars(update(Outbox).where(target)
-                          .values(state="sending", lease_until=lease, attempts=Outbox.attempts + 1)
+                          .values(state="sending", lease_until=now + dt.timedelta(seconds=lease_seconds),
+                                  attempts=Outbox.attempts + 1)
                           .returning(Outbox)
                           .execution_options(synchronize_session=False, populate_existing=True)).first()
     if row is not None:
-        session.expunge(row)
+        session.expunge(row)  # keep the loaded values: the commit would expire them (one reload per row)
     session.commit()
     return row
 
@@ -133,124 +156,9 @@ def open_smtp(config) -> smtplib.SMTP:
     return smtp
 
 
-def deliver_email(session, outbox_id: int, config, now: dt.datetime | None = None,
-                  connection: smtplib.SMTP | None = None) -> str:
-    """Deliver one email row if it is due; returns its state afterwards, or 'skipped'."""
-    now = now or utcnow()
-    row = claim(session, outbox_id, now)
-    if row is None:
-        return "skipped"
-    own = connection is None
-    result, connection = _send_one(row, config, connection)
-    if own and connection is not None:
-        try:
-            connection.quit()
-        except (smtplib.SMTPException, OSError):
-            _close(connection)
-    return record(session, [result])[row.id]
-
-
 def _code(exc: Exception) -> int | None:
     cause = exc.__cause__ or exc
     return getattr(cause, "smtp_code", None)
-
-
-def claim_batch(session, outbox_id: int, now: dt.datetime, limit: int) -> list[Outbox]:
-    """Claim `outbox_id` and up to `limit - 1` other due email rows in one statement (PostgreSQL).
-
-    A job that holds an SMTP connection anyway drains a few more due rows over it; their own jobs
-    then find nothing to do. Rows locked by another worker are skipped, never waited for.
-    """
-    if session.get_bind().dialect.name != "postgresql" or limit <= 1:
-        row = claim(session, outbox_id, now)
-        return [row] if row is not None else []
-    due = ((Outbox.state == "pending") & (Outbox.next_attempt_at <= now)) | \
-          ((Outbox.state == "sending") & (Outbox.lease_until < now))
-    picked = (select(Outbox.id).where(Outbox.kind == "email", due)
-              .order_by((Outbox.id != outbox_id), Outbox.next_attempt_at, Outbox.id)
-              .limit(limit).with_for_update(skip_locked=True).scalar_subquery())
-    rows = session.scalars(
-        update(Outbox).where(Outbox.id.in_(picked))
-        .values(state="sending", lease_until=now + dt.timedelta(seconds=LEASE_SECONDS),
-                attempts=Outbox.attempts + 1)
-        .returning(Outbox).execution_options(synchronize_session=False, populate_existing=True)).all()
-    for row in rows:
-        session.expunge(row)  # keep the loaded values: the commit would expire them (one reload per row)
-    session.commit()
-    return sorted(rows, key=lambda r: (r.id != outbox_id, r.next_attempt_at, r.id))
-
-
-@dataclass
-class Outcome:
-    row: Outbox
-    ok: bool
-    code: int | None
-    error: str | None
-    duration_ms: int
-    permanent: bool = False
-    #: The body was rendered for this send (queued as a template): it is stored with the result.
-    rendered: bool = False
-
-
-def _send_one(row: Outbox, config, connection) -> tuple[Outcome, object]:
-    """Send a claimed row over `connection` (opened when None); returns (outcome, connection to reuse)."""
-    started = time.monotonic()
-
-    def outcome(ok, code=None, error=None, permanent=False):
-        return Outcome(row, ok, code, error, int((time.monotonic() - started) * 1000), permanent, rendered)
-
-    rendered = False
-    try:
-        rendered = render_pending(row)
-        msg = build_message(row, config)
-    except (ValueError, TypeError, KeyError, TemplateError) as exc:  # a malformed row never gets better
-        return outcome(False, None, f"{exc.__class__.__name__}: {exc}"[:1000], True), connection
-    try:
-        if connection is None:
-            connection = open_smtp(config)
-        code = send_smtp(msg, row.recipient, config, connection)
-    except PermanentFailure as exc:
-        _reset(connection)
-        return outcome(False, _code(exc), str(exc)[:1000], True), connection
-    except (smtplib.SMTPException, OSError, socket.timeout) as exc:
-        _close(connection)
-        return outcome(False, _code(exc), f"{exc.__class__.__name__}: {exc}"[:1000]), None
-    return outcome(True, code), connection
-
-
-def record(session, outcomes: list[Outcome]) -> dict[int, str]:
-    """Record attempts and new states of several rows in one transaction; returns id → state."""
-    if not outcomes:
-        return {}
-    now = utcnow()
-    session.execute(insert(DeliveryAttempt), [
-        {"outbox_id": o.row.id, "at": now, "ok": o.ok, "status_code": o.code, "error": o.error,
-         "duration_ms": o.duration_ms} for o in outcomes])
-    bodies = [{"id": o.row.id, "body_text": o.row.body_text, "body_html": o.row.body_html}
-              for o in outcomes if o.rendered]
-    if bodies:  # what was sent stays readable in the outbox, and a retry does not render again
-        session.execute(update(Outbox), bodies)
-    states: dict[int, str] = {}
-    sent = [o.row.id for o in outcomes if o.ok]
-    if sent:
-        # Only the claim holder may finish a row (it is still 'sending' under our lease).
-        session.execute(update(Outbox).where(Outbox.id.in_(sent), Outbox.state == "sending")
-                        .values(state="sent", sent_at=now, last_error=None, lease_until=None)
-                        .execution_options(synchronize_session=False))
-        states.update({i: "sent" for i in sent})
-    for o in outcomes:
-        if o.ok:
-            continue
-        values: dict = {"lease_until": None, "last_error": o.error}
-        if o.permanent or o.row.attempts >= (o.row.max_attempts or 8):
-            values["state"] = "failed"
-        else:
-            values.update(state="pending", next_attempt_at=now + backoff(o.row.attempts))
-        session.execute(update(Outbox).where(Outbox.id == o.row.id, Outbox.state == "sending").values(**values)
-                        .execution_options(synchronize_session=False))
-        states[o.row.id] = values["state"]
-    session.commit()
-    return states
 
 
 def _reset(connection) -> None:
@@ -269,105 +177,252 @@ def _close(connection) -> None:
         pass
 
 
-def deliver(outbox_id: int) -> str:
-    """Deliver one outbox row (mail or webhook); idempotent: a sent row is never sent again.
+# --- senders: one per route; `send` gets a claimed row and returns its Outcome -------------------
 
-    For mail, the job also drains up to NOTIFY_BATCH - 1 other due rows over the same SMTP
-    connection; each send is recorded (committed) right after the server accepted it.
+@dataclass
+class Outcome:
+    ok: bool
+    code: int | None = None
+    error: str | None = None
+    permanent: bool = False
+    duration_ms: int = 0
+    #: The receiver's JSON answer (tracker: the issue key), kept on the row.
+    response: dict | None = None
+    #: The body was rendered for this send (queued as a template): it is stored with the result.
+    rendered: bool = False
+
+
+class MailSender:
+    """SMTP; one connection reused for the rows of a job, reopened after an error."""
+
+    backoff_cap = BACKOFF_CAP_SECONDS
+
+    def __init__(self, config):
+        self.config, self.connection = config, None
+
+    def send(self, session, row: Outbox) -> Outcome:
+        rendered = False
+        try:
+            rendered = render_pending(row)
+            msg = build_message(row, self.config)
+        except (ValueError, TypeError, KeyError, TemplateError) as exc:  # a malformed row never gets better
+            return Outcome(False, None, f"{exc.__class__.__name__}: {exc}"[:1000], True, rendered=rendered)
+        try:
+            if self.connection is None:
+                self.connection = open_smtp(self.config)
+            code = send_smtp(msg, row.recipient, self.config, self.connection)
+        except PermanentFailure as exc:
+            _reset(self.connection)
+            return Outcome(False, _code(exc), str(exc)[:1000], True, rendered=rendered)
+        except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+            _close(self.connection)
+            self.connection = None
+            return Outcome(False, _code(exc), f"{exc.__class__.__name__}: {exc}"[:1000], rendered=rendered)
+        return Outcome(True, code, rendered=rendered)
+
+    def after_sent(self, session, row: Outbox) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.quit()
+            except (smtplib.SMTPException, OSError):
+                _close(self.connection)
+            self.connection = None
+
+
+class WebhookSender:
+    """A subscriber's URL: every resolved address re-checked at delivery time (no SSRF)."""
+
+    backoff_cap = webhooks.BACKOFF_CAP_SECONDS
+
+    def __init__(self, config):
+        self.allowed_hosts = config.get("WEBHOOK_ALLOWED_HOSTS") or ()
+
+    def send(self, session, row: Outbox) -> Outcome:
+        body, headers = signed_request(session, row, "helpdesk-webhooks/1")
+        status, error, permanent = webhooks.send(row.recipient, body, headers, allowed_hosts=self.allowed_hosts)
+        return Outcome(error is None, status, error, permanent, response={"status": status} if status else None)
+
+    def after_sent(self, session, row: Outbox) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class TrackerSender:
+    """The development tracker (configured URL); its answer names the issue, stored on the problem."""
+
+    backoff_cap = tracker.BACKOFF_CAP_SECONDS
+
+    def __init__(self, config):
+        pass
+
+    def send(self, session, row: Outbox) -> Outcome:
+        body, headers = signed_request(session, row, "vds-helpdesk/1", event=tracker.EVENT)
+        status, data, error = tracker.post(row.recipient, body, headers)
+        return Outcome(error is None, status, error, response=data)
+
+    def after_sent(self, session, row: Outbox) -> None:
+        tracker.store_ref(session, row)
+
+    def close(self) -> None:
+        pass
+
+
+#: Row route → sender.
+SENDERS = {"email": MailSender, "webhook": WebhookSender, "tracker": TrackerSender}
+
+
+def signed_request(session, row: Outbox, user_agent: str, event: str | None = None) -> tuple[bytes, dict]:
+    """The JSON body of a webhook/tracker row and its headers, signed with the row's secret."""
+    body = json.dumps(row.payload or {}, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": user_agent,
+               "X-Helpdesk-Event": str(event or (row.payload or {}).get("event", row.purpose)),
+               "X-Helpdesk-Delivery": str(row.id)}
+    secret = webhooks.resolve_secret(session, (row.headers or {}).get("secret_ref"))
+    if secret:
+        headers[webhooks.SIGNATURE_HEADER] = webhooks.sign(secret, body)
+    return body, headers
+
+
+# --- the dispatcher ---------------------------------------------------------------------------
+
+def record(session, row: Outbox, outcome: Outcome, sender, now: dt.datetime | None = None) -> str:
+    """Record one send in its own short transaction; returns the row's new state.
+
+    Only the claim holder may finish a row (it is still `sending`); a row whose lease expired and
+    was taken over meanwhile is left to the new holder.
     """
-    session = db.session
-    config = current_app.config
-    now = utcnow()
-    rows = claim_batch(session, outbox_id, now, int(config.get("NOTIFY_BATCH", 20)))
-    states = _send_rows(session, rows, config) if rows else {}
-    if outbox_id in states:
-        logger.info("outbox job %s: %s", outbox_id, states)
-        return states[outbox_id]
-    # Our row was not among the claimed mail: a webhook row (the mail drained above was a bonus),
-    # or a row that is not due / already done.
-    kind = session.scalar(select(Outbox.kind).where(Outbox.id == outbox_id))
-    session.rollback()
-    if kind != "webhook":
-        return "skipped" if kind else "missing"
-    webhooks = import_optional("helpdesk.api.webhooks")
-    if webhooks is None:
-        logger.warning("outbox %s: no webhook sender installed", outbox_id)
-        return "skipped"
-    state = webhooks.deliver(session, outbox_id, allowed_hosts=config.get("WEBHOOK_ALLOWED_HOSTS") or ())
-    logger.info("outbox %s (webhook): %s", outbox_id, state)
+    now = now or utcnow()
+    session.execute(insert(DeliveryAttempt), [{"outbox_id": row.id, "at": now, "ok": outcome.ok,
+                                               "status_code": outcome.code, "error": outcome.error,
+                                               "duration_ms": outcome.duration_ms}])
+    values: dict = {"lease_until": None}
+    if outcome.rendered:  # what was sent stays readable in the outbox, and a retry does not render again
+        values.update(body_text=row.body_text, body_html=row.body_html)
+    if outcome.ok:
+        values.update(state="sent", sent_at=now, last_error=None)
+        if outcome.response is not None:
+            values["response"] = outcome.response
+    elif outcome.permanent or row.attempts >= (row.max_attempts or 8):
+        values.update(state="failed", last_error=outcome.error)
+    else:
+        values.update(state="pending", last_error=outcome.error,
+                      next_attempt_at=now + backoff(row.attempts, cap=sender.backoff_cap))
+    done = session.execute(update(Outbox).where(Outbox.id == row.id, Outbox.state == "sending").values(**values)
+                           .execution_options(synchronize_session=False)).rowcount
+    if done and outcome.ok:
+        row.response, row.state = outcome.response, "sent"
+        sender.after_sent(session, row)
+    session.commit()
+    return values["state"]
+
+
+def deliver_rows(session, outbox_ids, config, now: dt.datetime | None = None) -> dict[int, str]:
+    """Claim, send and record each row in turn (one sender per route, reused for the rows of this call).
+
+    Returns id → state afterwards, or 'skipped' (not due, already sent, or another worker has it).
+    """
+    senders: dict[str, object] = {}
+    states: dict[int, str] = {}
+    lease = int(config.get("NOTIFY_LEASE_SECONDS") or LEASE_SECONDS)
+    try:
+        for outbox_id in outbox_ids:
+            row = claim(session, outbox_id, now or utcnow(), lease)
+            if row is None:
+                states[outbox_id] = "skipped"
+                continue
+            name = route(row.kind, row.purpose)
+            sender = senders.get(name)
+            if sender is None:
+                sender = senders[name] = SENDERS[name](config)
+            started = time.monotonic()
+            outcome = sender.send(session, row)
+            outcome.duration_ms = int((time.monotonic() - started) * 1000)
+            states[outbox_id] = record(session, row, outcome, sender)
+    finally:
+        session.rollback()
+        for sender in senders.values():
+            sender.close()
+    return states
+
+
+def deliver(outbox_id: int) -> str:
+    """Job: deliver one outbox row of any kind; idempotent (a sent row is never sent again)."""
+    state = deliver_rows(db.session, [outbox_id], current_app.config)[outbox_id]
+    logger.info("outbox %s: %s", outbox_id, state)
     return state
 
 
 def deliver_many(outbox_ids: list[int]) -> dict[int, str]:
-    """Deliver new rows handed over in a batch (jobs.batch_after_commit); each `deliver` also drains
-    other due mail over its SMTP connection, so rows already sent by then are skipped cheaply."""
-    return {outbox_id: deliver(outbox_id) for outbox_id in outbox_ids}
+    """Job: deliver rows handed over in a batch (jobs.batch_after_commit, the sweeper, the retry button)."""
+    return deliver_rows(db.session, outbox_ids, current_app.config)
 
 
-def _send_rows(session, rows: list[Outbox], config) -> dict[int, str]:
-    """Send claimed mail rows over one SMTP connection, recording results in small groups."""
-    every = max(int(config.get("NOTIFY_RECORD_EVERY", 10)), 1)
-    states: dict[int, str] = {}
-    pending: list[Outcome] = []
-    connection = None
-    try:
-        for row in rows:
-            result, connection = _send_one(row, config, connection)
-            pending.append(result)
-            if len(pending) >= every or not result.ok:
-                states.update(record(session, pending))
-                pending = []
-        states.update(record(session, pending))
-        pending = []
-    finally:
-        if pending:  # an unexpected error: record what was already sent before giving up
-            states.update(record(session, pending))
-        if connection is not None:
-            try:
-                connection.quit()
-            except (smtplib.SMTPException, OSError):
-                _close(connection)
-    return states
+def deliver_due(route: str | None = None, limit: int = 500) -> int:
+    """Deliver due rows right here (CLI: `notify drain`, `insights deliver`, `api webhooks-sweep`);
+    `route` limits it to one sender's rows. Returns how many were sent."""
+    session = db.session
+    stmt = select(Outbox.id, Outbox.kind, Outbox.purpose).where(due_clause(utcnow()))
+    if route == "tracker":
+        stmt = stmt.where(Outbox.kind == "webhook", Outbox.purpose == tracker.PURPOSE)
+    elif route == "webhook":
+        stmt = stmt.where(Outbox.kind == "webhook", Outbox.purpose != tracker.PURPOSE)
+    elif route is not None:
+        stmt = stmt.where(Outbox.kind == route)
+    ids = [r.id for r in session.execute(stmt.order_by(Outbox.next_attempt_at, Outbox.id).limit(limit))]
+    session.rollback()
+    states = deliver_rows(session, ids, current_app.config)
+    return sum(1 for state in states.values() if state == "sent")
 
 
 def sweep() -> dict:
     """Cron entry point: queue pending reminders, then re-enqueue every due row."""
-    from helpdesk.notify import service
-
     reminders = service.queue_pending_reminders(db.session)
     queued = service.requeue_due(db.session)
     return {"reminders": reminders, "queued": queued}
 
 
-def deliver_batch(limit: int = 500) -> int:
-    """Deliver due email rows in this process over one SMTP connection (CLI `notify drain`)."""
-    from helpdesk.notify.service import due_clause
+# --- the worker's sweeper thread ----------------------------------------------------------------
 
-    session = db.session
-    ids = session.scalars(select(Outbox.id).where(Outbox.kind == "email", due_clause(utcnow()))
-                          .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)).all()
-    session.rollback()
-    sent = 0
-    connection = None
-    try:
-        for outbox_id in ids:
-            if connection is None:
+def stranded_rows_pending() -> bool:
+    """True when no handed-over row waits in the delivery lanes: any row still due then was lost
+    (its job killed or never queued) and the sweeper may hand it on without duplicating a backlog."""
+    connection = queue.redis_connection()
+    keys = [queue.batch_keys(service.DELIVER_MANY_JOB, lane)[0] for lane in range(service.DELIVERY_LANES)]
+    with connection.pipeline() as pipe:
+        for key in keys:
+            pipe.llen(key)
+        return not any(pipe.execute())
+
+
+def sweep_stranded(grace_seconds: float = 5.0) -> int:
+    """One sweeper pass: re-enqueue rows due for more than `grace_seconds` if the lanes are empty."""
+    if not stranded_rows_pending():
+        return 0
+    return service.requeue_due(db.session, now=utcnow() - dt.timedelta(seconds=grace_seconds))
+
+
+def start_sweeper(app, every: float | None = None) -> threading.Event:
+    """Run `sweep_stranded` every NOTIFY_SWEEP_SECONDS (default 10) in a daemon thread of the worker
+    process, so a killed job's rows are delivered within seconds; set the returned event to stop it."""
+    every = float(every if every is not None else app.config.get("NOTIFY_SWEEP_SECONDS", 10))
+    stop = threading.Event()
+
+    def loop():
+        while not stop.wait(every):
+            with app.app_context():
                 try:
-                    connection = open_smtp(current_app.config)
-                except (smtplib.SMTPException, OSError):
-                    connection = None
-            state = deliver_email(session, outbox_id, current_app.config, connection=connection)
-            if state == "sent":
-                sent += 1
-            elif state == "pending" and connection is not None:
-                try:
-                    connection.close()
+                    queued = sweep_stranded()
+                    if queued:
+                        logger.info("notify sweeper: %d stranded rows handed on", queued)
+                except Exception as exc:  # database or Redis down: try again next time
+                    logger.warning("notify sweeper: %s", exc)
                 finally:
-                    connection = None
-    finally:
-        if connection is not None:
-            try:
-                connection.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
-    return sent
+                    db.session.remove()
+
+    threading.Thread(target=loop, name="notify-sweeper", daemon=True).start()
+    return stop

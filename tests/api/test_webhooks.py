@@ -14,6 +14,7 @@ from sqlalchemy import select
 from helpdesk.api import service, webhooks
 from helpdesk.api.models import WebhookSubscription
 from helpdesk.audit import Actor
+from helpdesk.notify import jobs as notify_jobs
 from helpdesk.notify.models import DeliveryAttempt, Outbox
 
 
@@ -121,10 +122,12 @@ def test_signed_delivery_to_real_receiver_and_retry(db, app, allow_loopback, mak
         assert row.state == "pending" and row.attempts == 1 and "HTTP 500" in row.last_error
         assert row.next_attempt_at > row.created_at
         # Not due yet: a sweep now sends nothing.
-        assert webhooks.deliver(db.session, row.id) == "skipped"
+        assert notify_jobs.deliver_rows(db.session, [row.id], {"WEBHOOK_ALLOWED_HOSTS": ["127.0.0.1"]}) == \
+            {row.id: "skipped"}
         # Due later: the retry is delivered and signed.
         later = row.next_attempt_at + dt.timedelta(seconds=1)
-        assert webhooks.deliver(db.session, row.id, allowed_hosts=["127.0.0.1"], now=later) == "sent"
+        assert notify_jobs.deliver_rows(db.session, [row.id], {"WEBHOOK_ALLOWED_HOSTS": ["127.0.0.1"]},
+                                        now=later) == {row.id: "sent"}
         assert len(receiver.requests) == 2
         request = receiver.requests[-1]
         expected = "sha256=" + hmac.new(sub.secret.encode(), request["body"], hashlib.sha256).hexdigest()
@@ -137,7 +140,8 @@ def test_signed_delivery_to_real_receiver_and_retry(db, app, allow_loopback, mak
                                       .order_by(DeliveryAttempt.id)).all()
         assert [a.ok for a in attempts] == [False, True] and attempts[1].status_code == 204
         # A sent row is never sent again.
-        assert webhooks.deliver(db.session, row.id, allowed_hosts=["127.0.0.1"], now=later) == "skipped"
+        assert notify_jobs.deliver_rows(db.session, [row.id], {"WEBHOOK_ALLOWED_HOSTS": ["127.0.0.1"]},
+                                        now=later) == {row.id: "skipped"}
         # ticket.resolved through the API; ticket.updated is not subscribed.
         api = api_for(agent)
         api.patch(f"/tickets/{ticket.ref}", {"status": "resolved"})
@@ -146,8 +150,11 @@ def test_signed_delivery_to_real_receiver_and_retry(db, app, allow_loopback, mak
 
 
 def test_backoff_grows_and_is_capped():
-    assert webhooks.backoff(1) < webhooks.backoff(2) < webhooks.backoff(3)
-    assert webhooks.backoff(50) == dt.timedelta(seconds=webhooks.BACKOFF_CAP_SECONDS)
+    backoff = notify_jobs.backoff
+    cap = webhooks.BACKOFF_CAP_SECONDS
+    assert backoff(1, cap=cap) < dt.timedelta(seconds=40) < backoff(3, cap=cap)
+    assert backoff(50, cap=cap) <= dt.timedelta(seconds=cap * 1.2)
+    assert backoff(50, cap=cap) >= dt.timedelta(seconds=cap * 0.8)
 
 
 def test_admin_pages(db, client, make_user, login, allow_loopback):

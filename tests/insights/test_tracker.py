@@ -8,6 +8,8 @@ import pytest
 from helpdesk.audit import Actor
 from helpdesk.common import utcnow
 from helpdesk.insights import jobs, service, tracker
+from helpdesk.notify import jobs as notify_jobs
+from helpdesk.notify import service as notify_service
 
 SECRET = "tracker-test-secret"
 
@@ -99,7 +101,7 @@ def test_signed_delivery_retried_after_500_and_never_duplicated(db, make_ticket,
         assert second["headers"]["X-Helpdesk-Delivery"] == first["headers"]["X-Helpdesk-Delivery"] == str(row.id)
 
         # Success is final: neither the job nor the sweeper sends it again.
-        assert jobs.deliver_tracker(row.id) == "skipped"
+        assert notify_jobs.deliver(row.id) == "skipped"
         assert jobs.deliver_due() == 0
         assert len(receiver.requests) == 2
 
@@ -137,7 +139,53 @@ def test_not_configured_and_wrong_status_are_refused(db, make_ticket, po):
         tracker.send_problem(db.session, other.id, actor, url="http://127.0.0.1:9/x", secret=SECRET)
 
 
-def test_backoff_grows_and_is_capped():
-    assert tracker.backoff(1).total_seconds() == tracker.BACKOFF_BASE_SECONDS
-    assert tracker.backoff(2).total_seconds() == 2 * tracker.BACKOFF_BASE_SECONDS
-    assert tracker.backoff(30).total_seconds() == tracker.BACKOFF_MAX_SECONDS
+@pytest.mark.parametrize("path", ["job", "sweep", "retry"])
+def test_tracker_row_goes_only_to_the_tracker_sender(path, db, app, client, login, make_ticket, make_user, po,
+                                                      tracker_config):
+    """Whatever hands a tracker row to the dispatcher (its job, the sweeper, the retry button), the tracker
+    sender posts it and the tracker's issue key lands on the problem. The generic webhook sender would
+    refuse this loopback URL (not in WEBHOOK_ALLOWED_HOSTS) and would store no key."""
+    from helpdesk.notify.models import DeliveryAttempt, Outbox
+
+    assert not app.config.get("WEBHOOK_ALLOWED_HOSTS")
+    problem, actor = _accepted_problem(db, make_ticket, po)
+    answer = {"key": f"DEV-{path}", "html_url": f"https://tracker.example.jp/DEV-{path}"}
+    with Receiver([(503, {}), (201, answer)]) as receiver:
+        tracker_config.update(TRACKER_WEBHOOK_URL=receiver.url, TRACKER_WEBHOOK_SECRET=SECRET)
+        row = tracker.send_problem(db.session, problem.id, actor, url=receiver.url, secret=SECRET)
+        assert len(receiver.requests) == 1  # the job after the commit: answered 503, retried later
+        db.session.expire_all()
+        row = db.session.get(Outbox, row.id)
+        assert row.state == "pending"
+        if path == "job":
+            row.next_attempt_at = utcnow()
+            db.session.commit()
+            assert notify_jobs.deliver(row.id) == "sent"
+        elif path == "sweep":
+            row.next_attempt_at = utcnow()
+            db.session.commit()
+            assert notify_service.requeue_due(db.session) == 1
+        else:
+            row.state = "failed"
+            db.session.commit()
+            login(make_user(roles="supervisor"))
+            assert client.post(f"/notify/outbox/{row.id}/retry").status_code == 302
+        assert len(receiver.requests) == 2
+    for request in receiver.requests:
+        assert request["headers"]["User-Agent"] == "vds-helpdesk/1"
+        assert request["headers"]["X-Helpdesk-Event"] == "problem.sent"
+        assert tracker.verify(SECRET, request["body"], request["headers"][tracker.SIGNATURE_HEADER])
+    db.session.expire_all()
+    row = db.session.get(Outbox, row.id)
+    assert row.state == "sent" and row.response == answer
+    problem = service.get_problem(db.session, problem.id)
+    assert (problem.external_ref, problem.external_url) == (f"DEV-{path}", f"https://tracker.example.jp/DEV-{path}")
+    attempts = db.session.query(DeliveryAttempt).filter_by(outbox_id=row.id).order_by(DeliveryAttempt.id).all()
+    assert [(a.ok, a.status_code) for a in attempts] == [(False, 503), (True, 201)]
+
+
+def test_route_table():
+    assert notify_jobs.route("webhook", tracker.PURPOSE) == "tracker"
+    assert notify_jobs.route("webhook", "webhook:ticket.created") == "webhook"
+    assert notify_jobs.route("email", "ticket.ticket_received") == "email"
+    assert set(notify_jobs.SENDERS) == {"email", "webhook", "tracker"}

@@ -112,3 +112,22 @@ def _describe(labels: list[str], items) -> str:
     if not labels:
         return "データなし"
     return "; ".join(f"{name}: 合計 {sum(values):g}" for name, values in items) + f" ({labels[0]}〜{labels[-1]})"
+
+
+def sparkline(title: str, labels: list[str], values: list[float], *, width: int = 120, height: int = 28) -> Markup:
+    """A small bar sparkline for a table cell; every bar carries its date and count as a tooltip."""
+    uid = next(_ids)
+    n = max(len(values), 1)
+    peak = max(values + [1])
+    bar_w = width / n
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="sparkline" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" role="img" aria-labelledby="spark-t{uid}">',
+             f'<title id="spark-t{uid}">{escape(title)}: '
+             f'{escape(", ".join(f"{a} {b:g}" for a, b in zip(labels, values)))}</title>',
+             f'<line x1="0" y1="{height - 0.5}" x2="{width}" y2="{height - 0.5}" stroke="#8a8a8a" stroke-width="1"/>']
+    for i, (label, v) in enumerate(zip(labels, values)):
+        h = (height - 2) * v / peak
+        parts.append(f'<rect x="{i * bar_w + 1:.1f}" y="{height - 1 - h:.1f}" width="{bar_w - 2:.1f}" height="{h:.1f}" '
+                     f'fill="{PALETTE[0]}"><title>{escape(label)}: {v:g}</title></rect>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

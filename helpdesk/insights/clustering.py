@@ -337,7 +337,7 @@ def _join_split_words(top: list[str]) -> list[str]:
     for (a, b), joined in JOINED_WORDS.items():
         if a in top and b in top:
             top = [joined if t == a else t for t in top if t != b]
-    return top
+    return list(dict.fromkeys(top))
 
 
 def _display(term: str) -> str:

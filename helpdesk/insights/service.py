@@ -299,6 +299,18 @@ def list_groups(session, *, active_only: bool = True) -> list[RecurringGroup]:
     return list(session.scalars(query))
 
 
+def group_tickets(session, group_id: int, limit: int = 500):
+    """The tickets of a recurring group, newest first, with the id of a problem each is linked to (or None)."""
+    Ticket = _ticket_models()
+    linked = (select(ProblemTicket.problem_id).where(ProblemTicket.ticket_id == Ticket.id)
+              .order_by(ProblemTicket.problem_id).limit(1).scalar_subquery())
+    return session.execute(
+        select(Ticket, linked.label("problem_id"), RecurringMember.source)
+        .join(RecurringMember, RecurringMember.ticket_id == Ticket.id)
+        .where(RecurringMember.group_id == group_id)
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)).all()
+
+
 def group_problem_ids(session) -> dict[int, int]:
     """group id → id of the newest problem promoted from it."""
     return {gid: pid for pid, gid in session.execute(

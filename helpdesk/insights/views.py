@@ -170,7 +170,28 @@ def recurring():
     groups = service.list_groups(db.session)
     problems = service.group_problem_ids(db.session)
     return render_template("insights/recurring.html", groups=groups, problems=problems, form=PromoteForm(), tz=TOKYO,
-                           refresh_form=EmptyForm(), role_labels=ROLE_LABELS, trend_labels=TREND_LABELS)
+                           refresh_form=EmptyForm(), role_labels=ROLE_LABELS, trend_labels=TREND_LABELS,
+                           sparkline=_sparkline)
+
+
+def _sparkline(group):
+    weekly = group.weekly or {"weeks": [], "counts": []}
+    return charts.sparkline(_("週別の件数"), weekly["weeks"], weekly["counts"])
+
+
+@bp.get("/insights/recurring/<int:group_id>")
+@insights_required
+def group(group_id: int):
+    from helpdesk.insights.models import RecurringGroup
+
+    row = db.session.get(RecurringGroup, group_id)
+    if row is None:
+        abort(404)
+    weekly = row.weekly or {"weeks": [], "counts": []}
+    chart = charts.bar_chart(_("週別の件数（直近8週、件数0の週も表示）"), weekly["weeks"], weekly["counts"])
+    return render_template("insights/group.html", group=row, tickets=service.group_tickets(db.session, row.id),
+                           problem_id=service.group_problem_ids(db.session).get(row.id), chart=chart, form=PromoteForm(),
+                           role_labels=ROLE_LABELS, trend_labels=TREND_LABELS, tz=TOKYO)
 
 
 @bp.post("/insights/recurring/<int:group_id>/promote")

@@ -149,3 +149,19 @@ def test_problem_csv_exports(client, login, po, make_ticket, db):
         response = client.get(f"/insights/problems/{problem.id}/export/{name}.csv")
         assert response.status_code == 200 and response.mimetype == "text/csv"
     assert "'=SUM(A1)" in client.get(f"/insights/problems/{problem.id}/export/tickets.csv").get_data(as_text=True)
+
+
+def test_group_page_lists_tickets_before_promotion(client, login, po, data, db):
+    """Issue 16.1: the group page lists its tickets (subject, role, date, linked) and a weekly chart."""
+    login(po)
+    group = service.list_groups(db.session)[0]
+    listing = client.get("/insights/recurring").get_data(as_text=True)
+    assert f'href="/insights/recurring/{group.id}"' in listing and 'class="sparkline"' in listing
+    page = client.get(f"/insights/recurring/{group.id}").get_data(as_text=True)
+    rows = service.group_tickets(db.session, group.id)
+    assert len(rows) == group.size and rows
+    ticket = rows[0][0]
+    assert ticket.ref in page and ticket.subject.split("\n")[0][:10] in page
+    assert "未紐付け" in page and "svg" in page and "問題にする" in page
+    assert ticket.created_at.astimezone(__import__("helpdesk.common", fromlist=["TOKYO"]).TOKYO).strftime("%Y-%m-%d") in page
+    assert client.get("/insights/recurring/999999").status_code == 404

@@ -146,4 +146,36 @@ def privacy_retention(years: float, dry_run: bool, as_json: bool) -> None:
     _print_report(report, as_json)
 
 
-COMMANDS = [backup_cli, restore_cli, privacy_cli]
+storage_cli = click.Group("storage", help="Attachment storage: local folder or S3-compatible object store.")
+
+
+@storage_cli.command("migrate")
+@click.option("--from", "source", type=click.Choice(["local", "s3"]), default="local", show_default=True)
+@click.option("--to", "target", type=click.Choice(["local", "s3"]), default="s3", show_default=True)
+@click.option("--dry-run", is_flag=True, help="count what would be copied, copy nothing")
+@with_appcontext
+def storage_migrate(source: str, target: str, dry_run: bool) -> None:
+    """Copy every attachment the database refers to from one storage to the other (checksums verified;
+    files already there are skipped, so it can be run again). Then set ATTACHMENT_STORAGE=<to>."""
+    from helpdesk import audit
+    from helpdesk.extensions import db
+    from helpdesk.ops.storage import build_storage, migrate_storage
+
+    if source == target:
+        raise click.BadParameter("--from and --to must differ", param_hint="--to")
+    try:
+        result = migrate_storage(db.session, build_storage(current_app, source), build_storage(current_app, target),
+                                 dry_run=dry_run, progress=click.echo)
+    except (OSError, RuntimeError) as exc:
+        raise click.ClickException(str(exc))
+    if not dry_run:
+        audit.record(db.session, audit.Actor.system("cli"), "storage.migrated", "attachment", None,
+                     {"from": source, "to": target, **result})
+        db.session.commit()
+    click.echo(("would copy" if dry_run else "copied") + f" {result['copied']}, already there {result['skipped']}, "
+               f"missing at the source {result['missing']}, checksum mismatch {result['mismatched']}")
+    if result["missing"] or result["mismatched"]:
+        raise SystemExit(1)
+
+
+COMMANDS = [backup_cli, restore_cli, privacy_cli, storage_cli]

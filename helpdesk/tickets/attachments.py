@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from helpdesk import audit
 from helpdesk.audit import Actor
 from helpdesk.auth import login_required, staff_required
+from helpdesk.ops.storage import current_storage
 from helpdesk.tickets.models import Attachment, Comment, Ticket
 from helpdesk.tickets.service import NotFound, TicketError, can_see
 
@@ -237,6 +238,10 @@ _WRITTEN_KEY = "helpdesk_written_attachments"
 
 def _write(data: bytes) -> str:
     stored_name = secrets.token_hex(16)
+    storage = current_storage()
+    if storage.kind != "local":  # an object store (helpdesk/ops/storage.py); its errors are OSErrors too
+        storage.write(stored_name, data)
+        return stored_name
     path = stored_path(stored_name)
     tmp = f"{path}.{secrets.token_hex(4)}.part"
     try:
@@ -268,7 +273,9 @@ def _write_tracked(session, data: bytes, ticket: Ticket) -> str:
         current_app.logger.error("attachment storage refused a write for ticket %s (%s bytes): %s: %s",
                                  ticket.ref if ticket.id else "(new)", len(data), type(exc).__name__, exc)
         raise StorageError(STORAGE_FAILED) from exc
-    session.info.setdefault(_WRITTEN_KEY, []).append(stored_path(stored_name))
+    storage = current_storage()
+    session.info.setdefault(_WRITTEN_KEY, []).append(
+        stored_path(stored_name) if storage.kind == "local" else (storage, stored_name))
     return stored_name
 
 
@@ -284,7 +291,13 @@ def _delete_written(session: Session, transaction) -> None:
     # these files are gone, so are the files. A committed transaction's list is gone already.
     if transaction.parent is None and not transaction.nested:
         for path in session.info.pop(_WRITTEN_KEY, None) or ():
-            _remove(path)
+            if isinstance(path, tuple):  # (object store, stored name)
+                try:
+                    path[0].delete(path[1])
+                except OSError:
+                    pass
+            else:
+                _remove(path)
 
 
 def store(session, ticket: Ticket, checked: CheckedFile, actor: Actor, *,
@@ -407,10 +420,18 @@ def attachment(attachment_id: int):
         path = stored_path(row.stored_name)
     except (NotFound, ValueError):
         abort(404)
-    if not os.path.exists(path):
+    storage = current_storage()
+    if storage.kind != "local":  # from the object store (any node can serve any file)
+        data = storage.read(row.stored_name)
+        if data is None:
+            abort(404)
+        response = send_file(io.BytesIO(data), mimetype=row.content_type, as_attachment=False,
+                             conditional=False, etag=False, max_age=0)
+    elif not os.path.exists(path):
         abort(404)
-    response = send_file(path, mimetype=row.content_type, as_attachment=False, conditional=False,
-                         etag=False, max_age=0)
+    else:
+        response = send_file(path, mimetype=row.content_type, as_attachment=False, conditional=False,
+                             etag=False, max_age=0)
     response.headers["Content-Disposition"] = content_disposition(row.filename)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"

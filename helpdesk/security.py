@@ -45,14 +45,52 @@ def _check_input() -> None:
         try:
             decoded = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError:
-            abort(400)
+            raise _FormRefused(raw)
         if "\x00" in decoded:
-            abort(400)
+            raise _FormRefused(raw)
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
             "application/x-www-form-urlencoded", "multipart/form-data"):
         for value in request.form.values():
             if "\x00" in value or "\ufffd" in value:
                 abort(400)
+
+
+#: Form fields never echoed back on the refusal page (secrets and machinery, not the user's text).
+_NOT_ECHOED = ("password", "csrf_token", "nonce", "token", "secret", "current_password", "new_password")
+
+
+class _FormRefused(Exception):
+    """A form body that is not valid UTF-8 (or holds NUL): refused, but the user's text is given back."""
+
+    def __init__(self, raw: bytes):
+        super().__init__("form body is not valid UTF-8")
+        self.raw = raw
+
+    def fields(self) -> list[tuple[str, str]]:
+        """(name, value) pairs decoded leniently: undecodable bytes become U+FFFD, NULs are dropped."""
+        from urllib.parse import unquote_to_bytes as unq
+
+        out = []
+        for pair in self.raw.split(b"&")[:100]:
+            name, _, value = pair.partition(b"=")
+            name_s = unq(name.replace(b"+", b" ")).decode("utf-8", "replace").replace("\x00", "")[:100]
+            if not name_s or any(secret in name_s.lower() for secret in _NOT_ECHOED):
+                continue
+            value_s = unq(value.replace(b"+", b" ")).decode("utf-8", "replace").replace("\x00", "")
+            if value_s.strip():
+                out.append((name_s, value_s[:20_000]))
+        return out
+
+
+def _form_refused(exc: _FormRefused):
+    from flask_babel import gettext as _
+
+    message = _("送信された内容に、読み取れない文字が含まれていました。入力した内容は下に残してあります。"
+                "コピーしてから前の画面に戻り、もう一度入力してください（読み取れなかった文字は「�」で示しています）。")
+    if _wants_json():
+        return _error_page(400, "Bad Request", message)
+    return render_template("errors/error.html", code=400, title="Bad Request", message=message,
+                           kept_fields=exc.fields()), 400
 
 
 def _session_timeouts() -> None:
@@ -153,6 +191,8 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _nonce():
         g.csp_nonce = secrets.token_urlsafe(16)
+
+    app.register_error_handler(_FormRefused, _form_refused)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -153,6 +153,8 @@ class ReplyCreate(Request):
     body: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
     public: bool = Field(default=True, description="true: reply the requester sees; false: internal note")
     version: int | None = Field(default=None, ge=1)
+    minutes: int | None = Field(default=None, ge=1, le=1440,
+                                description="Minutes of work behind this reply or note (time tracking; staff only)")
 
 
 class Reply(Response):
@@ -163,6 +165,7 @@ class Reply(Response):
     via: str
     author: UserRef | None
     created_at: dt.datetime
+    minutes: int | None = None
 
 
 # --- organisations and users --------------------------------------------------------------------

@@ -17,6 +17,7 @@ from helpdesk.routing import external_url
 from helpdesk.text import clean_input
 from helpdesk.tickets import queue
 from helpdesk.tickets import service as tickets
+from helpdesk.tickets import timelog
 from helpdesk.tickets.models import Ticket, TicketArticle, parse_ref
 
 TICKETS, ORGS, USERS, ARTICLES, HELP = "tickets", "organisations", "users", "articles", "help"
@@ -264,10 +265,15 @@ def add_reply(ref: str, payload: S.ReplyCreate):
     act = actor()
     comment = tickets.add_comment(db.session, ticket.id, payload.body, act, public=payload.public, via="api",
                                   expected_version=payload.version, commit=False)
+    if payload.minutes is not None:
+        if not user.is_staff:
+            raise ApiError(403, "staff-only", "作業時間はヘルプデスク担当者のトークンだけが記録できます。",
+                           {"minutes": ["担当者以外は指定できません。"]})
+        timelog.log_minutes(db.session, comment, payload.minutes, act)
     audit.record(db.session, act, "api.reply" if payload.public else "api.note", "ticket", ticket.ref,
                  {"comment_id": comment.id})
     out = S.Reply(id=comment.id, ticket_ref=ticket.ref, body=comment.body, public=comment.is_public, via=comment.via,
-                  author=_user_ref(user), created_at=to_tokyo(comment.created_at))
+                  author=_user_ref(user), created_at=to_tokyo(comment.created_at), minutes=comment.minutes)
     return Reply(201, out, {"Location": url_for("api.get_ticket", ref=ticket.ref)})
 
 

@@ -34,6 +34,10 @@ def monthly_command(month: str | None, as_csv: bool, as_json: bool) -> None:
         click.echo(f"  {row['role']:<13} received={row['received']:>6}  FR in SLA={row['first_response_within_sla_pct']}%"
                    f"  resolution in SLA={row['resolution_within_sla_pct']}%  p90 FR={row['p90_first_response_business_min']} min"
                    f"  FCR={row['fcr_pct']}%  CSAT={row['csat_avg']} ({row['csat_count']})  backlog={row['backlog_end']}")
+    time = report.time or {}
+    click.echo(f"  time logged: {time.get('total_minutes', 0)} min")
+    for agent in time.get("agents", []):
+        click.echo(f"    {agent['name']:<20} {agent['minutes']:>6} min  tickets={agent['tickets']}")
 
 
 COMMANDS = [report_cli]

@@ -56,6 +56,8 @@ class MonthlyReport:
     roles: dict[str, RoleFigures]
     recurring: list[dict]
     generated_at: dt.datetime
+    #: Time tracking: minutes logged with replies/notes this month, total / per agent / per organisation.
+    time: dict = field(default_factory=dict)
 
     @property
     def last_day(self) -> dt.date:
@@ -182,7 +184,10 @@ def monthly_report(session, month: str, now: dt.datetime | None = None) -> Month
         if waits[key]:
             f.avg_first_response_min = round(sum(waits[key]) / len(waits[key]), 1)
             f.p90_first_response_min = round(_p90(waits[key]), 1)
-    return MonthlyReport(month, start, end, figures, _recurring(session, start, end), now)
+    from helpdesk.tickets.timelog import month_totals
+
+    return MonthlyReport(month, start, end, figures, _recurring(session, start, end), now,
+                         month_totals(session, start, end))
 
 
 def _int_type():
@@ -254,4 +259,4 @@ def report_csv(report: MonthlyReport) -> str:
 
 def report_json(report: MonthlyReport) -> dict:
     return {"month": report.month, "start": report.start.isoformat(), "end": report.end.isoformat(),
-            "roles": report_rows(report), "recurring": report.recurring}
+            "roles": report_rows(report), "recurring": report.recurring, "time": report.time}

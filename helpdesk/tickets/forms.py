@@ -6,12 +6,14 @@ and `seen_event` (the last timeline event the agent saw, to show what changed on
 """
 from __future__ import annotations
 
+import unicodedata
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (BooleanField, HiddenField, IntegerField, RadioField, SelectField, StringField,
                      TextAreaField)
 from wtforms.widgets import HiddenInput
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from helpdesk.tickets.models import PRIORITIES, STATUSES
 
@@ -31,6 +33,19 @@ class _Versioned(FlaskForm):
     seen_event = IntegerField(widget=HiddenInput(), validators=[Optional()])
 
 
+class _MinutesField(IntegerField):
+    """Whole minutes; anything else gets the one plain message (not WTForms' English one)."""
+
+    def process_formdata(self, valuelist):
+        if valuelist and (valuelist[0] or "").strip():
+            raw = unicodedata.normalize("NFKC", valuelist[0]).strip()
+            if not raw.isdigit():
+                self.data = None
+                raise ValueError(_l("作業時間は1〜1440の分数で入力してください。"))
+            valuelist = [raw]
+        super().process_formdata(valuelist)
+
+
 class ReplyForm(_Versioned):
     body = TextAreaField(_l("返信・メモ"), validators=[DataRequired(_l("本文を入力してください。")), Length(max=100_000)],
                          render_kw={"rows": 8})
@@ -39,6 +54,8 @@ class ReplyForm(_Versioned):
                             default="public", validators=[InputRequired(_l("返信か内部メモかを選んでください。"))])
     macro = SelectField(_l("マクロ（定型文）"), coerce=str, validators=[Optional()], choices=[])
     status_after = SelectField(_l("送信後のステータス"), validators=[Optional()], choices=[])
+    minutes = _MinutesField(_l("作業時間（分、任意）"), validators=[
+        Optional(), NumberRange(min=1, max=1440, message=_l("作業時間は1〜1440の分数で入力してください。"))])
 
 
 class FieldsForm(_Versioned):

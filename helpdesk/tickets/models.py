@@ -175,6 +175,11 @@ class Comment(db.Model):
     """A public reply (the requester sees it) or an internal note (staff only)."""
 
     __tablename__ = "comments"
+    __table_args__ = (
+        # The monthly report's time-tracking totals read only the comments that carry minutes.
+        Index("ix_comments_timelog", "created_at", postgresql_where=text("minutes IS NOT NULL"),
+              sqlite_where=text("minutes IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
@@ -186,6 +191,9 @@ class Comment(db.Model):
     #: Message-ID of the e-mail it came from or was sent as (reply threading).
     message_id: Mapped[str | None] = mapped_column(String(255), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Minutes of work an agent logged with this reply or note (time tracking, tickets/timelog.py).
+    minutes: Mapped[int | None] = mapped_column(Integer, CheckConstraint("minutes BETWEEN 1 AND 1440",
+                                                                          name="minutes"))
 
     ticket: Mapped[Ticket] = relationship(back_populates="comments")
     author = relationship("User", lazy="joined")

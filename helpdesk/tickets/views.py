@@ -20,7 +20,7 @@ from helpdesk.extensions import db
 from helpdesk.security import client_ip, safe_next
 from helpdesk.templating import ROLE_LABELS, STATUS_LABELS
 from helpdesk.common import utcnow
-from helpdesk.tickets import bp, display, forms, live, macros, queue as queue_mod, service
+from helpdesk.tickets import bp, display, forms, live, macros, queue as queue_mod, service, timelog
 from helpdesk.tickets.models import (TIERS, Attachment, Category, Macro, SavedView, Ticket,
                                      TicketArticle, TicketEvent, TicketTag, parse_ref)
 
@@ -414,8 +414,9 @@ def reply(ref: str):
     macro_id = int(form.macro.data) if (form.macro.data or "").isdigit() else None
     macro = db.session.get(Macro, macro_id) if macro_id else None
     try:
-        service.add_comment(db.session, ticket.id, form.body.data, _actor(), public=public,
-                            expected_version=form.version.data, commit=False)
+        comment = service.add_comment(db.session, ticket.id, form.body.data, _actor(), public=public,
+                                      expected_version=form.version.data, commit=False)
+        timelog.log_minutes(db.session, comment, form.minutes.data, _actor())
         # A macro's category applies only when the agent kept it (its status comes as status_after).
         if macro is not None and macro.set_category_id and request.form.get("apply_category") == "1":
             category = db.session.get(Category, macro.set_category_id)
@@ -429,8 +430,18 @@ def reply(ref: str):
         db.session.rollback()
         form.body.errors = list(form.body.errors) + [str(exc)]
         return _render_detail(db.session.get(Ticket, ticket.id), status=400, reply=form)
+    except timelog.TimeLogError as exc:
+        db.session.rollback()
+        form.minutes.errors = [_(str(exc))]
+        return _render_detail(db.session.get(Ticket, ticket.id), status=400, reply=form)
     flash(_("お客様への返信を送信しました。") if public else _("内部メモを保存しました。"), "success")
     return redirect(url_for("tickets.detail", ref=ticket.ref) + "#timeline")
+
+
+@bp.app_template_global("ticket_minutes")
+def ticket_minutes_global(ticket) -> int:
+    """Minutes logged on the ticket (time tracking), for the ticket page."""
+    return timelog.ticket_minutes(db.session, ticket.id)
 
 
 @bp.post("/tickets/<ref>/fields")

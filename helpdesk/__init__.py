@@ -80,6 +80,9 @@ def _init_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=_select_locale, timezone_selector=lambda: "Asia/Tokyo")
     limiter.init_app(app)
     security.init_app(app)
+    from helpdesk import access_audit
+
+    access_audit.init_app(app)  # refused access, views of personal data and exports go to the audit log
 
     # Import every model module so metadata (create_all, Alembic) sees all tables.
     from helpdesk import models  # noqa: F401

@@ -9,6 +9,7 @@ bp = Blueprint("tickets", __name__, template_folder="templates")
 
 def init_app(app) -> None:
     """Register the agent queue and ticket page, phone intake, requester portal and attachment routes."""
-    from helpdesk.tickets import attachments, intake, portal, views  # noqa: F401  (they import `bp` from here)
+    # They import `bp` from here and add their routes to it.
+    from helpdesk.tickets import assignment_views, attachments, intake, portal, views  # noqa: F401
 
     app.register_blueprint(bp)

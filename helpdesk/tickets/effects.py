@@ -10,6 +10,7 @@ leaves no clock, mail or webhook behind, and a committed one always has them. Fo
         notification rows             notify.service.on_ticket_created   (requester 'received', assignee)
         webhook event rows            api.events.ticket_created
         insights scheduling           insights.service.schedule_assignment (after the commit)
+        automatic assignment          tickets.assignment.auto_assign   (first matching rule, agent on shift)
         extension point               signals.ticket_created
 
 Every later change (status, priority, category, assignee, escalation, merge, tags, …) records one
@@ -26,6 +27,7 @@ from helpdesk.insights import service as insights_service
 from helpdesk.notify import service as notify_service
 from helpdesk.sla import service as sla_service
 from helpdesk.sla.models import SlaClock
+from helpdesk.tickets import assignment
 from helpdesk.tickets.models import Comment, Ticket, TicketEvent
 
 
@@ -41,6 +43,7 @@ def created(session, ticket: Ticket, actor: Actor, event: TicketEvent, clock: Sl
         notify_service.on_ticket_created(session, ticket, actor)
     webhook_events.ticket_created(session, ticket)
     insights_service.schedule_assignment(session, ticket.id)
+    assignment.auto_assign(session, ticket)  # a matching rule's agent on shift (an ordinary assignee change)
     signals.ticket_created.send(session, ticket=ticket, actor=actor, event=event)
 
 

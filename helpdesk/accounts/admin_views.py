@@ -298,6 +298,19 @@ def admin_audit():
     rows, total = service.audit_page(db.session, flt, page)
     _check_page(page, total)
     prev_url, next_url = _page_urls("accounts.admin_audit", page, total, flt.as_args())
+    from helpdesk.accounts import audit_words
+
     return render_template("accounts/audit.html", rows=rows, total=total, flt=flt, errors=errors, page=page,
                            pages=_pages(total), prev_url=prev_url, next_url=next_url,
-                           actions=service.audit_actions(db.session))
+                           actions=audit_words.action_choices(service.audit_actions(db.session)),
+                           object_types=service.audit_object_types(db.session),
+                           names=service.audit_actor_names(db.session, rows), words=audit_words)
+
+
+@bp.post("/admin/audit/export")
+@admin_required
+def admin_audit_export():
+    flt, _errors = service.AuditFilter.parse(request.form)
+    body = service.audit_csv(db.session, flt, _actor())
+    return Response(body, mimetype="text/csv", headers={
+        "Content-Disposition": "attachment; filename=audit.csv", "Cache-Control": "no-store"})

@@ -69,12 +69,12 @@ def test_admin_pages_are_accessible_and_work_by_keyboard(page, live_server, brow
         assert violations == [], (path, violations)
     # Filter the audit log with the keyboard only.
     page.goto(f"{live_server}/admin/audit")
-    page.focus("#action")
-    page.keyboard.type("login.")
+    page.focus("#actor")
+    page.keyboard.type("admin@")
     page.keyboard.press("Enter")
     page.wait_for_load_state("networkidle")
-    assert "action=login." in page.url
-    assert "login.succeeded" in page.inner_text("#audit")
+    assert "actor=admin%40" in page.url
+    assert "ログイン成功" in page.inner_text("#audit")
 
 
 def test_supervisor_downloads_the_outreach_csv(page, live_server, browser_login):

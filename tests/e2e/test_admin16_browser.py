@@ -1,0 +1,47 @@
+"""Issue 16 (administrator) in a browser: the audit log in words, its filters and CSV export."""
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+SCREENS = Path(__file__).resolve().parents[2] / "bench" / "out" / "screens"
+
+
+def _role_change(session):
+    from sqlalchemy import select
+
+    from helpdesk.accounts import service
+    from helpdesk.accounts.models import User
+    from helpdesk.audit import Actor
+
+    admin = session.scalar(select(User).where(User.email == "admin@helpdesk.example.jp"))
+    agent = session.scalar(select(User).where(User.email == "agent1@helpdesk.example.jp"))
+    roles = agent.roles.split()
+    service.update_user(session, agent.id, Actor.for_user(admin, "192.0.2.10"),
+                        roles=[r for r in roles if r != "supervisor"] + ["supervisor"])
+
+
+def test_audit_log_reads_in_words_filters_and_exports(page, live_server, browser_login, in_live_app):
+    in_live_app(_role_change)
+    browser_login(page, "admin@helpdesk.example.jp")
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto(f"{live_server}/admin/audit")
+    table = page.inner_text("#audit")
+    assert "ログイン成功" in table and "login.succeeded" not in table
+    assert "ロールを変更: オペレーター → オペレーター、スーパーバイザー" in table
+    assert "None" not in table and "{" not in table
+    page.select_option("#action", label="利用者情報を変更")
+    page.click("form[role=search] button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert "action=user.updated" in page.url
+    rows = page.locator("#audit tbody tr")
+    assert rows.count() >= 1 and "管理 太郎" in rows.first.inner_text()
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / "16_9_audit_in_words.png"), full_page=False)
+    with page.expect_download() as info:
+        page.click("text=この条件でCSVをダウンロード")
+    content = open(info.value.path(), encoding="utf-8-sig").read()
+    assert content.startswith("日時,実行者,氏名,IPアドレス,操作") and "利用者情報を変更" in content
+    page.goto(f"{live_server}/admin/audit?action=audit.exported")
+    assert "監査ログを出力" in page.inner_text("#audit")

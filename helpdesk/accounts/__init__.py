@@ -9,6 +9,6 @@ bp = Blueprint("accounts", __name__, template_folder="templates")
 
 def init_app(app) -> None:
     """Register the accounts pages (the views module adds its routes to `bp` when imported)."""
-    from helpdesk.accounts import admin_views, views  # noqa: F401  (they import `bp` from here)
+    from helpdesk.accounts import admin_views, twofactor_views, views  # noqa: F401  (they import `bp` from here)
 
     app.register_blueprint(bp)

@@ -7,7 +7,7 @@ from flask import current_app, flash, redirect, render_template, request, sessio
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
-from helpdesk.accounts import bp, service
+from helpdesk.accounts import bp, service, twofactor, twofactor_views
 from helpdesk.accounts.forms import ChangePasswordForm, LoginForm, ResetForm, ResetRequestForm
 from helpdesk.audit import Actor
 from helpdesk.auth import login_required, public
@@ -49,6 +49,8 @@ def login():
         user = service.authenticate(db.session, form.email.data, form.password.data, client_ip())
         if user is None:
             error = _(service.LOGIN_FAILED)
+        elif twofactor.is_enabled(db.session, user.id):  # the code step comes before the session
+            return twofactor_views.begin_challenge(user, safe_next(form.next.data))
         else:
             lang = session.get("lang")
             session.clear()  # a fresh session id at login (no fixation)

@@ -74,9 +74,14 @@
   function span(seconds) {
     var m = Math.floor(Math.max(0, seconds) / 60), d = Math.floor(m / 1440), h = Math.floor((m % 1440) / 60);
     m = m % 60;
-    if (d) { return d + (ds.labelDay || "日") + h + (ds.labelHour || "時間"); }
-    if (h) { return h + (ds.labelHour || "時間") + m + (ds.labelMinute || "分"); }
-    return m + (ds.labelMinute || "分");
+    // Whole phrases from the template (data-fmt-*, translated like the server's words), so the order
+    // of number and unit follows the language: 「2日3時間」 / "2 d 3 h".
+    if (d) { return fmt(ds.fmtDays || "{d}日{h}時間", {d: d, h: h}); }
+    if (h) { return fmt(ds.fmtHours || "{h}時間{m}分", {h: h, m: m}); }
+    return fmt(ds.fmtMinutes || "{m}分", {m: m});
+  }
+  function fmt(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (all, key) { return key in values ? values[key] : all; });
   }
   function countdown() {
     var now = Date.now();
@@ -85,12 +90,12 @@
       var state = "ok", text;
       if (left < 0 || td.dataset.state === "breached") {
         state = "breached";
-        text = (ds.labelDueOver || "超過") + (left < 0 ? " " + span(-left) : "");
+        text = left < 0 ? fmt(ds.fmtOver || "超過 {t}", {t: span(-left)}) : (ds.labelDueOver || "超過");
       } else if (left <= AT_RISK || td.dataset.state === "at_risk") {
         state = "at_risk";
-        text = (ds.labelDueLeft || "残り") + " " + span(left) + "（" + (ds.labelAtRisk || "期限間近") + "）";
+        text = fmt(ds.fmtAtRisk || "残り {t}（期限間近）", {t: span(left)});
       } else {
-        text = (ds.labelDueLeft || "残り") + " " + span(left);
+        text = fmt(ds.fmtLeft || "残り {t}", {t: span(left)});
       }
       td.className = "sla sla--" + state;
       var el = td.querySelector(".sla-text");

@@ -178,7 +178,7 @@ def run(port: int, workers: int, threads: int, duration: float, post_clients: in
     env = dict(os.environ, SECRET_KEY=os.environ.get("SECRET_KEY", "bench-secret"),
                BASE_URL=os.environ.get("BASE_URL", f"http://127.0.0.1:{port}"),
                REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/8"),
-               HELPDESK_API_RATE_LIMIT="1000000 per minute")
+               HELPDESK_API_RATE_LIMIT="1000000 per minute", TICKET_CREATE_LIMIT_STAFF="1000000 per minute")
     env.pop("HELPDESK_CLI", None)
     # --reuse-port: one listening socket per worker, the kernel spreads new connections over them. Without
     # it a handful of keep-alive clients can all land on one worker (one core) and halve the figure.

@@ -51,7 +51,9 @@ def _validate(app: Flask) -> None:
     if app.config["SECRET_KEY"] == config_module.DEFAULT_SECRET_KEY and not exempt:
         raise RuntimeError("SECRET_KEY is not set: export SECRET_KEY (or run `helpdesk demo` for the demo).")
     from helpdesk.routing import configure_base_url
+    from helpdesk.tickets.creation_limit import check_config
 
+    check_config(app.config)  # ticket creation limits (also from HELPDESK_-prefixed variables)
     local = bool(app.testing or app.debug or app.config.get("HELPDESK_DEMO"))
     configure_base_url(app, may_default=exempt, local=local)
 

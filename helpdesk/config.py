@@ -32,6 +32,22 @@ def _seconds(name: str, default: float) -> float:
     return seconds
 
 
+def check_limit(name: str, value) -> str:
+    """A rate such as "10 per 10 minutes"; refused with a clear message when malformed."""
+    from helpdesk.api.ratelimit import parse_limit
+
+    try:
+        parse_limit(str(value))
+    except (ValueError, TypeError):
+        raise RuntimeError(f"{name}={value!r} is not a limit: write it like '10 per 10 minutes' "
+                           "(a number, 'per', and second/minute/hour/day, optionally with a count).") from None
+    return str(value)
+
+
+def _limit(name: str, default: str) -> str:
+    return check_limit(name, (os.environ.get(name) or "").strip() or default)
+
+
 def _list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -94,6 +110,10 @@ def load(instance_path: str) -> dict:
         "LOGIN_LOCK_MINUTES": _int("LOGIN_LOCK_MINUTES", 30),
         "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "20 per minute"),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        # Ticket creations per account and window (tickets/creation_limit.py); malformed values stop start-up.
+        "TICKET_CREATE_LIMIT_REQUESTER": _limit("TICKET_CREATE_LIMIT_REQUESTER", "10 per 10 minutes"),
+        "TICKET_CREATE_LIMIT_STAFF": _limit("TICKET_CREATE_LIMIT_STAFF", "600 per minute"),
+        "TICKET_CREATE_LIMIT_MAIL_SENDER": _limit("TICKET_CREATE_LIMIT_MAIL_SENDER", "10 per hour"),
         "RATELIMIT_HEADERS_ENABLED": True,
         # Session policy: idle timeout refreshed on each request, absolute cap checked per request.
         "SESSION_IDLE_MINUTES": _int("SESSION_IDLE_MINUTES", 30),

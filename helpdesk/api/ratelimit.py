@@ -44,8 +44,10 @@ def parse_limit(text: str) -> tuple[int, int]:
     return int(amount_text), count * _UNITS[unit]
 
 
-def _count(key: str, window: int) -> int | None:
-    """This window's count including this request; None when the store is unreachable."""
+def count(key: str, window: int, what: str = "API rate limit") -> int | None:
+    """This window's count including this request; None when the store is unreachable.
+
+    Shared by every fixed-window limit (the API's, ticket creation's in tickets/creation_limit.py)."""
     uri = current_app.config.get("RATELIMIT_STORAGE_URI") or "memory://"
     if uri.startswith(("redis://", "rediss://", "unix://")):
         try:
@@ -56,7 +58,7 @@ def _count(key: str, window: int) -> int | None:
             pipe.expire(key, window + 5)
             return int(pipe.execute()[0])
         except Exception as exc:  # noqa: BLE001 - any Redis failure: fail open, loudly
-            logger.warning("API rate limit not counted (%s)", exc.__class__.__name__)
+            logger.warning("%s not counted (%s)", what, exc.__class__.__name__)
             return None
     with _memory_lock:
         if len(_memory) > 10_000:
@@ -76,11 +78,11 @@ def check():
     now = time.time()
     slot = int(now // window)
     reset = (slot + 1) * window
-    count = _count(f"helpdesk:api-rate:{rate_limit_key()}:{window}:{slot}", window)
-    if count is None:
+    n = count(f"helpdesk:api-rate:{rate_limit_key()}:{window}:{slot}", window)
+    if n is None:
         return None
-    g.api_rate = (amount, max(0, amount - count), reset)
-    if count > amount:
+    g.api_rate = (amount, max(0, amount - n), reset)
+    if n > amount:
         retry = max(1, math.ceil(reset - now))
         return problem(429, "rate-limited",
                        f"リクエストが多すぎます（上限: {window}秒あたり{amount}回）。{retry}秒後にもう一度送信してください。",

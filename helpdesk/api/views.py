@@ -104,6 +104,15 @@ def _ticket_or_404(ref: str) -> Ticket:
         raise ApiError(404, "not-found", f"チケット「{ref[:20]}」は見つからないか、参照する権限がありません。")
 
 
+def _creation_limit(user: User, act) -> None:
+    """Per-account ticket creation limit (tickets/creation_limit.py): 429 with Retry-After, nothing written."""
+    from helpdesk.tickets import creation_limit
+
+    refusal = creation_limit.enforce(db.session, creation_limit.bucket_for(user), str(user.id), act, "api")
+    if refusal is not None:
+        raise ApiError(429, "too-many-tickets", refusal.detail(), headers={"Retry-After": str(refusal.retry_after)})
+
+
 def _require_staff(what: str) -> None:
     if not current_user_().is_staff:
         raise ApiError(403, "staff-only", f"{what}はヘルプデスク担当者に紐づくトークンだけが行えます。")
@@ -183,6 +192,7 @@ def create_ticket(payload: S.TicketCreate):
     if errors:
         raise ApiError(422, "unknown-reference", "指定された利用者または組織が見つかりません。", errors)
     act = actor()
+    _creation_limit(user, act)
     ticket = tickets.create_ticket(db.session, actor=act, subject=payload.subject, body=payload.body,
                                    channel=payload.channel, requester_id=requester_id,
                                    organisation_id=organisation_id, category=payload.category,
@@ -501,6 +511,7 @@ def create_help_request(payload: S.HelpRequestCreate):
     and answers with its reference and the best manual articles for the user's role."""
     from helpdesk.api.help import file_help_request
 
+    _creation_limit(current_user_(), actor())
     result = file_help_request(db.session, current_user_(), payload, actor(), kb=_kb(), ticket_url=_ticket_url,
                                article_url=_article_url)
     return Reply(201, result, {"Location": url_for("api.get_ticket", ref=result.ticket.ref)})

@@ -24,12 +24,14 @@ NO_SUBJECT = "（件名なし）"
 
 @dataclass
 class IngestResult:
-    #: created | appended | ignored | rejected
+    #: created | appended | ignored | rejected | deferred (over the sender's limit: answer 451, they retry)
     action: str
     ticket_id: int | None = None
     comment_id: int | None = None
     reason: str | None = None
     refused_files: list[str] = field(default_factory=list)
+    #: deferred: seconds until the sender's window ends
+    retry_after: int | None = None
 
     @property
     def ref(self) -> str | None:
@@ -88,6 +90,18 @@ def _thread_target(session, mail: InboundMail):
     return ticket
 
 
+def _would_create(session, mail: InboundMail) -> bool:
+    """Whether this mail would open a new ticket (not a reply the sender may add to an open ticket)."""
+    from helpdesk.accounts.service import find_user_by_email
+    from helpdesk.tickets import service as tickets
+
+    target = _thread_target(session, mail)
+    if target is None or target.status == "closed":
+        return True
+    user = find_user_by_email(session, mail.from_addr)
+    return user is None or not tickets.can_see(user, target)
+
+
 def _check_files(mail: InboundMail):
     from helpdesk.tickets.attachments import AttachmentError, check_file
 
@@ -127,6 +141,14 @@ def ingest_raw_mail(session, raw: bytes, *, max_bytes: int | None = None) -> Ing
         if seen is not None:
             return IngestResult("ignored", ticket_id=seen, reason="duplicate")
 
+    if _would_create(session, mail):
+        from helpdesk.tickets import creation_limit
+
+        # Per sender address, before anything is written (not even the sender's contact).
+        refusal = creation_limit.enforce(session, "mail_sender", mail.from_addr, Actor.system("mail-in"), "email",
+                                         audit_subject={"sender": mail.from_addr})
+        if refusal is not None:
+            return IngestResult("deferred", reason="rate_limited", retry_after=refusal.retry_after)
     user, _created = _find_or_create_sender(session, mail)
     actor = Actor(user.id, user.email)
     accepted, refused = _check_files(mail)
@@ -191,6 +213,8 @@ class MailInHandler:
             return "451 4.3.0 Temporary failure, please retry later"
         if result.action == "rejected" and result.reason == "too_large":
             return "552 5.3.4 Message too big"
+        if result.action == "deferred":  # over the sender's limit: kept at the sender, whose server retries
+            return "451 4.7.1 Too many new requests from this sender, please try again later"
         logger.info("mail-in: %s", result.as_dict())
         return "250 2.0.0 OK" + (f" {result.ref}" if result.ref else "")
 

@@ -8,6 +8,7 @@ events never reach a portal page — not even through search, which matches the 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from helpdesk.auth import login_required
 from helpdesk.extensions import db
 from helpdesk.security import client_ip
 from helpdesk.text import normalize
-from helpdesk.tickets import bp, search, service
+from helpdesk.tickets import bp, creation_limit, search, service
 from helpdesk.tickets import queue as queue_mod
 from helpdesk.tickets.attachments import (MAX_FILES, StorageError, check_uploads, human_size, max_bytes,
                                           store, visible_attachments)
@@ -314,6 +315,7 @@ def portal_new():
     form = PortalNewForm()
     form.category.choices = _category_choices()
     status = 200
+    refusal, limit_error = None, None
     if request.method == "POST":
         if current_user.is_staff:
             flash(_("担当者は「電話受付」画面からチケットを登録してください。"), "warning")
@@ -325,6 +327,12 @@ def portal_new():
             form.files.errors = list(form.files.errors) + file_errors + [
                 _("ファイルはもう一度選び直してください（入力した文章はそのまま残っています）。")]
         if valid and not file_errors:
+            refusal = creation_limit.enforce(db.session, creation_limit.bucket_for(current_user),
+                                             str(current_user.id), _actor(), "web")
+        if refusal is not None:  # nothing written; the form comes back as typed with the message by the button
+            limit_error = _limit_message(refusal, had_files=bool(files))
+            status = 429
+        elif valid and not file_errors:
             try:
                 ref = submit_ticket(db.session, current_user, _actor(), subject=form.subject.data,
                                     description=form.description.data, category=form.category.data or None,
@@ -343,11 +351,25 @@ def portal_new():
                 flash(_("お問い合わせを受け付けました。受付番号は %(ref)s です。担当者からの返信をお待ちください。",
                         ref=ref), "success")
                 return redirect(url_for("tickets.portal_detail", ref=ref))
-        status = 503 if status == 503 else 400
+        status = status if status in (429, 503) else 400
     if not form.nonce.data:
         form.nonce.data = new_nonce()
+    headers = {"Retry-After": str(refusal.retry_after)} if refusal is not None else {}
     return render_template("tickets/portal_new.html", form=form, has_suggest_js=_js("suggest.js"),
-                           suggest_role=current_user.org_kind or "", **_upload_context()), status
+                           suggest_role=current_user.org_kind or "", limit_error=limit_error,
+                           **_upload_context()), status, headers
+
+
+def _limit_message(refusal: creation_limit.Refusal, *, had_files: bool) -> str:
+    if refusal.retry_after >= 60:
+        wait = _("約%(n)d分後", n=math.ceil(refusal.retry_after / 60))
+    else:
+        wait = _("%(n)d秒後", n=refusal.retry_after)
+    text = _("短い時間に多くのお問い合わせが送信されたため、受け付けを一時的に止めています。"
+             "%(wait)sにもう一度「送信する」を押してください（入力した文章はそのまま残っています）。", wait=wait)
+    if had_files:
+        text += " " + _("添付ファイルは送信の前にもう一度選んでください。")
+    return text
 
 
 def _duplicate(exc: service.DuplicateSubmission):

@@ -132,4 +132,23 @@ def create_admin_cli(email: str, name: str, password_stdin: bool) -> None:
     click.echo(f"administrator {verb}: {email}")
 
 
-COMMANDS = [import_users_cli, create_admin_cli]
+@click.command("reset-2fa")
+@click.argument("email")
+@with_appcontext
+def reset_twofactor_cli(email: str) -> None:
+    """Remove a user's two-factor secret and recovery codes (lost phone): they enrol again at next sign-in."""
+    from sqlalchemy import func, select
+
+    from helpdesk.accounts import twofactor
+    from helpdesk.accounts.models import User
+    from helpdesk.audit import Actor
+    from helpdesk.extensions import db
+
+    user = db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"no account with the login {email}")
+    twofactor.reset(db.session, user, Actor.system("cli"))
+    click.echo(f"two-factor sign-in reset: {user.email}")
+
+
+COMMANDS = [import_users_cli, create_admin_cli, reset_twofactor_cli]

@@ -142,3 +142,15 @@ def test_admin_reset(db, make_user):
     twofactor.reset(db.session, user, Actor.system("test"))
     assert twofactor.status(db.session, user.id) is None
     assert twofactor.recovery_codes_left(db.session, user.id) == 0
+
+
+def test_cli_reset(app, db, make_user):
+    user = make_user(roles="agent", email="lost.phone@helpdesk.example.jp")
+    twofactor.begin_enrolment(db.session, user)
+    row = twofactor.status(db.session, user.id)
+    twofactor.confirm_enrolment(db.session, user, pyotp.TOTP(row.secret).now(), Actor.system("test"))
+    result = app.test_cli_runner().invoke(args=["reset-2fa", "Lost.Phone@helpdesk.example.jp"])
+    assert result.exit_code == 0, result.output
+    assert not twofactor.is_enabled(db.session, user.id)
+    assert _audits(db, "security.twofactor_reset") == 1
+    assert app.test_cli_runner().invoke(args=["reset-2fa", "nobody@example.jp"]).exit_code == 1

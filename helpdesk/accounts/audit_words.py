@@ -94,6 +94,7 @@ ACTIONS = {
     "ticket.portal_reply": _l("ポータルから返信"),
     "ticket.portal_resolve": _l("ポータルで解決済みに"),
     "ticket.portal_close": _l("ポータルで完了に"),
+    "ticket.create_limited": _l("作成件数の上限でお問い合わせを受け付けず"),
     "ticket.time_logged": _l("作業時間を記録"),
     "ticket.viewed": _l("お問い合わせを閲覧"),
     "tickets.bulk_assign": _l("一括で担当者を変更"),

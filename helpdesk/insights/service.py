@@ -339,8 +339,8 @@ def promote_group(session, group_id: int, actor: Actor, *, title: str | None = N
         raise NotFound("このグループはもうありません（再集計されました）。一覧を開き直してください。")
     title = _clean(title, 200) or f"繰り返し発生: {group.label}"[:200]
     members = session.scalars(select(RecurringMember.ticket_id).where(RecurringMember.group_id == group.id)).all()
-    summary = (f"{group.size}件の問い合わせ（{', '.join(f'{k}: {v}' for k, v in sorted(group.roles.items()))}）。"
-               f"特徴語: {', '.join(group.top_terms[:6])}")
+    summary = (f"{group.size}件の問い合わせ（{roles_in_words(group.roles)}）。"
+               f"特徴語: {'、'.join(group.top_terms[:6])}")
     problem = Problem(title=title, description=_clean(description, 20000) or summary, status="candidate",
                       source_group_id=group.id, created_by_id=actor.user_id)
     session.add(problem)
@@ -527,10 +527,22 @@ def evidence(session, problem_id: int) -> dict:
     }
 
 
+ROLE_WORDS = {"municipality": "自治体", "clinic": "医療機関", "wholesaler": "卸業者", "unknown": "不明"}
+STATUS_WORDS = {"candidate": "候補", "accepted": "受理済み", "sent": "開発へ送付済み", "fixed": "修正済み",
+                "verified": "効果確認済み"}
+
+
+def roles_in_words(counts: dict | None) -> str:
+    """{"municipality": 4, "clinic": 1} as "自治体 4 件、医療機関 1 件" (largest first)."""
+    items = sorted((counts or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    return "、".join(f"{ROLE_WORDS.get(k, k)} {v} 件" for k, v in items) or "—"
+
+
 def evidence_markdown(pack: dict) -> str:
     p = pack["problem"]
-    lines = [f"# {p['title']}", "", f"- 問題番号: {p['ref']}", f"- 状態: {p['status']}",
-             f"- 関連チケット数: {pack['tickets']}", f"- 初回: {pack['first_seen'] or '—'} / 最終: {pack['last_seen'] or '—'}"]
+    lines = [f"# {p['title']}", "", f"- 問題番号: {p['ref']}", f"- 状態: {STATUS_WORDS.get(p['status'], p['status'])}",
+             f"- 関連チケット数: {pack['tickets']}（{roles_in_words(pack.get('by_role'))}）",
+             f"- 初回: {(pack['first_seen'] or '—')[:16].replace('T', ' ')} / 最終: {(pack['last_seen'] or '—')[:16].replace('T', ' ')}（東京時間）"]
     if pack["top_terms"]:
         lines.append(f"- 特徴語: {', '.join(pack['top_terms'])}")
     if p["description"]:
@@ -544,7 +556,7 @@ def evidence_markdown(pack: dict) -> str:
     lines += ["", "## 問い合わせ例（個人情報は置換済み）", ""]
     for i, ex in enumerate(pack["examples"], 1):
         body = ex["body"].replace("\n", "\n> ")
-        lines += [f"### 例{i}（{ex['role'] or '不明'}・{ex['week']}の週）", "", f"**{ex['subject']}**", "", f"> {body}", ""]
+        lines += [f"### 例{i}（{ROLE_WORDS.get(ex['role'] or 'unknown', ex['role'])}・{ex['week']}の週）", "", f"**{ex['subject']}**", "", f"> {body}", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

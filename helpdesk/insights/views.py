@@ -66,7 +66,24 @@ def _labels_for(dimension: str, key: str) -> str:
         return _(ROLE_LABELS.get(key, key))
     if dimension == "category":
         return _category_label(key)
+    if dimension == "channel":
+        from helpdesk.templating import CHANNEL_LABELS
+
+        return str(CHANNEL_LABELS[key]) if key in CHANNEL_LABELS else key
+    if dimension == "org":
+        return _org_names([key]).get(key, _("不明") if key == "none" else key)
     return key
+
+
+def _org_names(codes) -> dict[str, str]:
+    """Organisation names by code, for showing names with the code in small print."""
+    from helpdesk.accounts.models import Organisation
+
+    codes = [c for c in codes if c and c != "none"]
+    if not codes:
+        return {}
+    return dict(db.session.execute(db.select(Organisation.code, Organisation.name)
+                                   .where(Organisation.code.in_(codes))).all())
 
 
 _CATEGORIES: dict[str, tuple[str, str]] = {}
@@ -111,7 +128,20 @@ def index():
                            sections=sections, backlog=backlog, backlog_chart=backlog_chart, fcr=fcr,
                            spikes=[s for s in spike_rows if s.flagged] + [s for s in spike_rows if not s.flagged][:10],
                            spike_text=spikes.explanation(_locale()), sla=sla, state=state,
-                           role_labels=ROLE_LABELS, refresh_form=EmptyForm(), spike_label=_spike_label)
+                           role_labels=ROLE_LABELS, refresh_form=EmptyForm(), spike_label=_spike_label,
+                           spike_sentence=_spike_sentence)
+
+
+def _spike_sentence(s) -> str:
+    """One plain sentence for a spike decision (the formula is behind 「詳しく」)."""
+    if len(s.baseline) < spikes.MIN_BASELINE_PERIODS:
+        return _("比べられる過去の週がまだ足りません。")
+    usual = int(round(s.median))
+    if s.flagged:
+        return _("今週は %(n)s 件で、ふだん（%(usual)s 件前後）を大きく上回っています。", n=s.current, usual=usual)
+    if s.current < spikes.MIN_COUNT:
+        return _("今週は %(n)s 件。件数が少ないため急増とはみなしません。", n=s.current)
+    return _("今週は %(n)s 件で、ふだん（%(usual)s 件前後）の範囲内です。", n=s.current, usual=usual)
 
 
 def _spike_label(key: str) -> str:
@@ -256,6 +286,8 @@ def _problem_page(problem, *, edit_form=None, transition_form=None, link_form=No
         deliveries=tracker.delivery_log(db.session, problem.id), edit_form=edit_form,
         transition_form=transition_form, send_form=send_form, link_form=link_form or LinkForm(formdata=None),
         unlink_form=EmptyForm(), status_labels=STATUS_LABELS, role_labels=ROLE_LABELS,
+        org_names=_org_names([o["code"] for o in pack["top_organisations"]]),
+        roles_in_words=service.roles_in_words,
         tracker_configured=bool(current_app.config.get("TRACKER_WEBHOOK_URL")
                                 and current_app.config.get("TRACKER_WEBHOOK_SECRET"))), status
 

@@ -45,3 +45,40 @@ def test_audit_log_reads_in_words_filters_and_exports(page, live_server, browser
     assert content.startswith("日時,実行者,氏名,IPアドレス,操作") and "利用者情報を変更" in content
     page.goto(f"{live_server}/admin/audit?action=audit.exported")
     assert "監査ログを出力" in page.inner_text("#audit")
+
+
+def _problem(session):
+    from sqlalchemy import select
+
+    from helpdesk.accounts.models import User
+    from helpdesk.audit import Actor
+    from helpdesk.insights import service
+
+    groups = service.list_groups(session) or (service.refresh_groups(session), service.list_groups(session))[1]
+    po = session.scalar(select(User).where(User.email == "po@helpdesk.example.jp"))
+    return service.promote_group(session, groups[0].id, Actor.for_user(po)).id
+
+
+def test_insights_values_read_as_words(page, live_server, browser_login, in_live_app):
+    problem_id = in_live_app(_problem)
+    browser_login(page, "po@helpdesk.example.jp")
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto(f"{live_server}/insights")
+    page.get_by_role("button", name="再集計").click()
+    page.wait_for_load_state("networkidle")
+    page.goto(f"{live_server}/insights")
+    hint = page.locator("p.hint").first.inner_text()
+    assert "+00:00" not in hint and "東京時間" in hint
+    spikes = page.locator("#spike-h").locator("xpath=..")
+    assert spikes.locator("details").get_attribute("open") is None
+    assert "今週は" in spikes.locator("#spikes").inner_text() or "比べられる" in spikes.locator("#spikes").inner_text()
+    assert not spikes.get_by_text("1.4826", exact=False).is_visible()
+    spikes.get_by_text("詳しく").click()
+    assert spikes.get_by_text("1.4826", exact=False).is_visible()
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    spikes.screenshot(path=str(SCREENS / "16_3_spikes_in_words.png"))
+    page.goto(f"{live_server}/insights/problems/{problem_id}")
+    assert "件（" in page.inner_text("#evidence-h + p + p")
+    body = page.inner_text("main")
+    assert "clinic: " not in body and "municipality: " not in body
+    page.screenshot(path=str(SCREENS / "16_3_problem_in_words.png"), full_page=True)

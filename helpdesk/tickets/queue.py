@@ -426,8 +426,8 @@ def _use_bitmap(session, where, candidates, sq: search.SearchQuery) -> bool:
     """
     if session.get_bind().dialect.name != "postgresql":
         return False
-    if any(len(t) < 3 for t in sq.candidate_terms):
-        return False  # pg_trgm cannot serve 1–2 character terms
+    if any(len(t) < search.shortest_indexed_term(session, "postgresql") for t in sq.candidate_terms):
+        return False  # no index serves such short terms (pg_trgm: 3+, the bigram index: 2)
     session.execute(text("SET LOCAL jit = off"))  # JIT compilation costs more than these queries
     matching = search.estimate_rows(session, select(Ticket.id).where(candidates))
     if where:

@@ -34,6 +34,42 @@ NAV = [
 ]
 
 
+#: the administrator's pages, one menu shown on each of them (endpoint, label)
+ADMIN_MENU = [
+    ("accounts.admin_home", _l("管理トップ")),
+    ("accounts.users", _l("利用者")),
+    ("accounts.admin_organisations", _l("組織")),
+    ("accounts.activation", _l("利用開始状況")),
+    ("api_admin.tokens", _l("APIトークン")),
+    ("api_admin.webhooks", _l("Webhook")),
+    ("notify.failed", _l("送信失敗")),
+    ("sla.policies", _l("SLA設定")),
+    ("accounts.admin_audit", _l("監査ログ")),
+]
+#: pages that carry the admin menu (endpoint prefixes), and header items an admin finds in that menu instead
+_ADMIN_PAGES = ("accounts.admin_", "accounts.activation", "accounts.user", "api_admin.", "notify.", "sla.")
+_ACTIVE_WITH = {"accounts.users": ("accounts.user_", "accounts.admin_user"),
+                "accounts.admin_organisations": ("accounts.admin_organisation",),
+                "api_admin.tokens": ("api_admin.revoke_token",), "api_admin.webhooks": ("api_admin.webhook",),
+                "notify.": ("notify.",), "notify.failed": ("notify.",), "sla.policies": ("sla.",)}
+_IN_ADMIN_MENU = frozenset({"accounts.activation", "sla.policies", "notify.failed"})
+
+
+def admin_menu() -> list[tuple[str, str, bool]]:
+    """The admin menu for an administrator on an admin page; empty elsewhere."""
+    endpoint = request.endpoint or ""
+    if not (current_user.is_authenticated and current_user.has_role("admin") and endpoint.startswith(_ADMIN_PAGES)):
+        return []
+    items = []
+    for name, label in ADMIN_MENU:
+        try:
+            url = url_for(name)
+        except Exception:  # a domain not installed
+            continue
+        items.append((url, str(label), endpoint == name or endpoint.startswith(_ACTIVE_WITH.get(name, (name,)))))
+    return items
+
+
 def tokyo(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     if value is None:
         return "—"
@@ -53,6 +89,8 @@ def nav_items() -> list[tuple[str, str, bool]]:
     for endpoint, label, roles in NAV:
         if roles and not current_user.has_role(*roles):
             continue
+        if endpoint in _IN_ADMIN_MENU and current_user.has_role("admin"):
+            continue  # in the admin menu: keeps the header on one line
         try:
             url = url_for(endpoint)
         except Exception:  # a domain that has not built this page yet
@@ -66,7 +104,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["tokyo"] = tokyo
     app.jinja_env.filters["iso"] = iso
     app.jinja_env.globals.update(
-        nav_items=nav_items, STATUS_LABELS=STATUS_LABELS, ROLE_LABELS=ROLE_LABELS,
+        nav_items=nav_items, admin_menu=admin_menu, STATUS_LABELS=STATUS_LABELS, ROLE_LABELS=ROLE_LABELS,
         CHANNEL_LABELS=CHANNEL_LABELS, USER_ROLE_LABELS=USER_ROLE_LABELS,
         current_locale=lambda: str(get_locale() or "ja"),
     )

@@ -126,7 +126,7 @@ OBJECT_TYPES = {
     "manual": _l("マニュアル"), "macro": _l("定型文"), "assignment_rule": _l("振り分けルール"),
     "attachment": _l("添付ファイル"), "outbox": _l("送信"), "report": _l("月次報告"), "insights": _l("分析"),
     "saved_view": _l("保存した検索条件"), "audit": _l("監査ログ"), "backup": _l("バックアップ"),
-    "twofactor_policy": _l("2段階認証の方針"),
+    "twofactor_policy": _l("2段階認証の方針"), "database": _l("データベース"),
 }
 
 CSV_HEADER = [_l("日時"), _l("実行者"), _l("氏名"), _l("IPアドレス"), _l("操作"), _l("対象の種類"), _l("対象のID"),
@@ -150,7 +150,7 @@ KEYS = {
     "updated": _l("更新"), "errors": _l("エラー"), "external_ref": _l("開発管理番号"),
     "prefecture": _l("都道府県"), "kind": _l("種類"), "q": _l("検索語"), "actor": _l("実行者"),
     "action": _l("操作"), "object_type": _l("対象の種類"), "object_id": _l("対象のID"),
-    "date_from": _l("開始日"), "date_to": _l("終了日"),
+    "date_from": _l("開始日"), "date_to": _l("終了日"), "organisations": _l("組織数"), "users": _l("利用者数"),
 }
 #: actions written by the read trail (helpdesk/access_audit.py): HTTP plumbing in their detail
 _READS = ("access.denied", "export.downloaded")

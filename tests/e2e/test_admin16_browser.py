@@ -82,3 +82,47 @@ def test_insights_values_read_as_words(page, live_server, browser_login, in_live
     body = page.inner_text("main")
     assert "clinic: " not in body and "municipality: " not in body
     page.screenshot(path=str(SCREENS / "16_3_problem_in_words.png"), full_page=True)
+
+
+ADMIN_PAGES = ["/admin", "/accounts/users", "/admin/organisations", "/accounts/activation", "/admin/api-tokens",
+               "/admin/webhooks", "/notify/failed", "/sla/policies", "/admin/audit"]
+
+
+def test_one_admin_menu_on_every_admin_page_and_header_on_one_line(page, live_server, browser_login):
+    browser_login(page, "admin@helpdesk.example.jp")
+    page.set_viewport_size({"width": 1366, "height": 900})
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    for path in ADMIN_PAGES:
+        page.goto(f"{live_server}{path}")
+        menu = page.get_by_role("navigation", name="管理メニュー")
+        hrefs = menu.locator("a").evaluate_all("els => els.map(e => new URL(e.href).pathname)")
+        assert hrefs == ADMIN_PAGES, (path, hrefs)
+        assert menu.locator("a[aria-current=page]").count() == 1, path
+        # the header and the admin menu each fit on one line at 1366 px
+        tops = page.eval_on_selector_all(".site-header__inner > *, .main-nav li",
+                                         "els => els.map(e => Math.round(e.getBoundingClientRect().top))")
+        assert max(tops) - min(tops) < 20, (path, tops)
+        items = menu.locator("li").evaluate_all("els => els.map(e => Math.round(e.getBoundingClientRect().top))")
+        assert len(set(items)) == 1, (path, items)
+        if path == "/admin/audit":
+            page.screenshot(path=str(SCREENS / "16_8_admin_menu.png"))
+    for path in ADMIN_PAGES:  # every item opens (200), menu links included
+        assert page.request.get(f"{live_server}{path}").status == 200, path
+
+
+def test_one_time_token_has_a_copy_button(page, live_server, browser_login):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server)
+    browser_login(page, "admin@helpdesk.example.jp")
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto(f"{live_server}/admin/api-tokens")
+    page.fill("#name", "コピー確認")
+    page.fill("#user_email", "agent1@helpdesk.example.jp")
+    page.locator("input[name=scopes]").first.check()
+    page.click("button:has-text('発行する')")
+    page.wait_for_load_state("networkidle")
+    token = page.input_value("#new-token")
+    assert len(token) > 20
+    page.get_by_role("button", name="コピー", exact=True).click()
+    page.wait_for_function("document.querySelector('[data-copy-status=\"new-token\"]').textContent.length > 0")
+    assert page.evaluate("navigator.clipboard.readText()") == token
+    page.screenshot(path=str(SCREENS / "16_8_token_copy.png"))

@@ -46,3 +46,20 @@
     return true;
   };
 })();
+
+// Copy buttons (issue 16.8): <button data-copy-target="ID"> copies the value of #ID (the one-time API token).
+document.addEventListener("click", function (event) {
+  var button = event.target.closest && event.target.closest("[data-copy-target]");
+  if (!button) return;
+  var id = button.getAttribute("data-copy-target");
+  var field = document.getElementById(id);
+  var status = document.querySelector('[data-copy-status="' + id + '"]');
+  if (!field) return;
+  var done = function () { if (status) status.textContent = button.getAttribute("data-copied-text") || "OK"; };
+  var fallback = function () { field.focus(); field.select(); try { document.execCommand("copy"); done(); } catch (e) { /* selected: Ctrl+C */ } };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(field.value).then(done, fallback);
+  } else {
+    fallback();
+  }
+});

@@ -78,6 +78,20 @@ def tokyo(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(TOKYO).strftime(fmt)
 
 
+def hours_minutes(minutes) -> str:
+    """A duration in minutes as words: 480 → "8時間", 90 → "1時間30分", 45 → "45分" (None → "—")."""
+    if minutes is None or minutes == "":
+        return "—"
+    total = int(round(float(minutes)))
+    hours, rest = divmod(abs(total), 60)
+    sign = "-" if total < 0 else ""
+    if hours and rest:
+        return sign + str(_l("%(h)s時間%(m)s分", h=hours, m=rest))
+    if hours:
+        return sign + str(_l("%(h)s時間", h=hours))
+    return sign + str(_l("%(m)s分", m=rest))
+
+
 def iso(value: dt.datetime | None) -> str:
     return value.astimezone(TOKYO).isoformat() if value else ""
 
@@ -103,6 +117,7 @@ def nav_items() -> list[tuple[str, str, bool]]:
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["tokyo"] = tokyo
     app.jinja_env.filters["iso"] = iso
+    app.jinja_env.filters["hours_minutes"] = hours_minutes
     app.jinja_env.globals.update(
         nav_items=nav_items, admin_menu=admin_menu, STATUS_LABELS=STATUS_LABELS, ROLE_LABELS=ROLE_LABELS,
         CHANNEL_LABELS=CHANNEL_LABELS, USER_ROLE_LABELS=USER_ROLE_LABELS,

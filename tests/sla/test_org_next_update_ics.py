@@ -182,7 +182,7 @@ def test_policy_page_with_organisation_and_next_update(db, client, login, make_u
     response = client.post("/sla/policies", data=dict(base, organisation_code="W-0001", next_update_minutes="90"))
     assert response.status_code == 302
     page = client.get("/sla/policies").get_data(as_text=True)
-    assert "東都薬品（W-0001）" in page and "<td>90</td>" in page
+    assert "東都薬品（W-0001）" in page and "<td>1時間30分</td>" in page  # 90 minutes (issue 16.10)
     unknown = client.post("/sla/policies", data=dict(base, organisation_code="NOPE"))
     assert unknown.status_code == 400 and 'id="organisation_code-error"' in unknown.get_data(as_text=True)
     bad = client.post("/sla/policies", data=dict(base, organisation_code="W-0001", next_update_minutes="0"))

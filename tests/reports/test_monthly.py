@@ -96,3 +96,13 @@ def test_cli_json_and_csv(app, db, october):
     assert result.exit_code == 0 and result.output.startswith("month,role,received")
     bad = runner.invoke(args=["report", "monthly", "--month", "oct"])
     assert bad.exit_code != 0
+
+
+def test_monthly_page_durations_in_hours_and_minutes_and_print_button(client, login, make_user):
+    """Issue 16.6: no raw business minutes on the page; a print button (plain JS in app.js)."""
+    import re
+
+    login(make_user(roles="supervisor"))
+    html = client.get("/reports/monthly").get_data(as_text=True)
+    assert "営業分" not in html and "data-print" in html
+    assert not re.search(r"<td>\d+\.\d+</td>", html)

@@ -124,4 +124,4 @@ def test_monthly_report_totals_per_agent_and_organisation(db, make_user, make_or
     assert reports.report_json(report)["time"]["total_minutes"] == 85
     login(make_user(roles="supervisor"))
     page = client.get("/reports/monthly?month=2026-10").get_data(as_text=True)
-    assert "合計 85 分" in page and "担当 一郎" in page and "南クリニック" in page
+    assert "合計 1時間25分" in page and "担当 一郎" in page and "南クリニック" in page  # 85 minutes (issue 16.6)

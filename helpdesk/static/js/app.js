@@ -63,3 +63,8 @@ document.addEventListener("click", function (event) {
     fallback();
   }
 });
+
+// Print buttons (issue 16.6): <button data-print> opens the browser's print dialog (print layout in app.css).
+document.addEventListener("click", function (event) {
+  if (event.target.closest && event.target.closest("[data-print]")) window.print();
+});

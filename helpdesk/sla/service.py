@@ -385,7 +385,7 @@ def apply_sla(session, ticket: Ticket, now: dt.datetime | None = None, *, reset_
             if targets.next_update_minutes is None:
                 clock.next_update_due_at = clock.next_update_risk_at = None
             elif clock.next_update_due_at is not None:
-                _next_update_from(calendar, clock, ticket.first_response_at or now or utcnow())
+                _next_update_from(calendar, clock, now or utcnow())  # the new target counts from the change
     start, paused = clock.started_at, clock.paused_minutes or 0
     add = calendar.add_business_minutes
     ticket.first_response_due_at = add(start, clock.first_response_minutes + paused)

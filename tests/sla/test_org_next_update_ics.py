@@ -188,3 +188,16 @@ def test_policy_page_with_organisation_and_next_update(db, client, login, make_u
     bad = client.post("/sla/policies", data=dict(base, organisation_code="W-0001", next_update_minutes="0"))
     assert bad.status_code == 400 and 'id="next_update_minutes-error"' in bad.get_data(as_text=True)
     assert org.id
+
+
+def test_a_priority_without_the_target_stops_tracking_it(db, make_org, make_ticket, agent):
+    org = make_org(kind="clinic")
+    sla.save_policy(db.session, SYSTEM, priority="P3", organisation_id=org.id, first_response_minutes=240,
+                    resolution_minutes=5400, next_update_minutes=60)
+    t = make_ticket(org=org)
+    _reply(db, t, agent, None)
+    clock = db.session.get(SlaClock, t.id)
+    assert clock.next_update_due_at is not None
+    tickets.update_fields(db.session, t.id, Actor(agent.id, agent.email), priority="P2")  # no org policy for P2
+    db.session.refresh(clock)
+    assert clock.next_update_minutes is None and clock.next_update_due_at is None

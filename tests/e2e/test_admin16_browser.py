@@ -126,3 +126,19 @@ def test_one_time_token_has_a_copy_button(page, live_server, browser_login):
     page.wait_for_function("document.querySelector('[data-copy-status=\"new-token\"]').textContent.length > 0")
     assert page.evaluate("navigator.clipboard.readText()") == token
     page.screenshot(path=str(SCREENS / "16_8_token_copy.png"))
+
+
+def test_sla_and_monthly_report_durations_in_hours_and_minutes(page, live_server, browser_login):
+    browser_login(page, "admin@helpdesk.example.jp")
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto(f"{live_server}/sla/policies")
+    defaults = page.get_by_text("既定の目標（").inner_text()
+    assert "時間" in defaults and "分）" not in defaults
+    page.goto(f"{live_server}/reports/monthly")
+    page.evaluate("window.__printed = 0; window.print = () => { window.__printed += 1; }; 0")  # ; 0: a function value would be called
+    page.get_by_role("button", name="印刷").click()
+    assert page.evaluate("window.__printed") == 1
+    summary = page.inner_text("#summary-h + .table-wrap")
+    assert "営業分" not in summary
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / "16_6_monthly_report.png"))

@@ -17,6 +17,7 @@ from typing import Any, Callable
 from flask import current_app, g, request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from helpdesk.api import bp, service
 from helpdesk.api.models import ApiToken, IdempotencyRecord
@@ -33,6 +34,7 @@ _TICKET_ERRORS = {
     tickets_service.InvalidTransition: (409, "invalid-transition"),
 }
 
+_STALE_DETAIL = "このチケットは他の担当者が更新しました。最新の内容を確認してから保存してください。"
 PROBLEM_BASE = "https://helpdesk.example.jp/problems/"
 DEFAULT_MAX_BODY = 64 * 1024
 
@@ -307,6 +309,11 @@ def operation(method: str, rule: str, *, summary: str, tag: str, scope: str = "r
                 db.session.rollback()
                 status, kind = _TICKET_ERRORS.get(type(exc), (422, "ticket-refused"))
                 return problem(status, kind, str(exc))
+            except StaleDataError:
+                # Two writes against the same version raced and this one lost at the UPDATE: a conflict,
+                # answered like a version mismatch found earlier.
+                db.session.rollback()
+                return problem(409, "version-conflict", _STALE_DETAIL)
             except Exception:
                 db.session.rollback()
                 raise

@@ -19,7 +19,8 @@ At-least-once window: a process that dies after the receiver accepted a row but 
 commits (a few milliseconds) sends that one row again once its lease has expired; a mail carries the
 same Message-ID then, so mail clients show it once. A sent row is never claimed again.
 Rows whose job was lost (worker killed, Redis down) are due in the database: the sweeper thread of
-`helpdesk worker` (`start_sweeper`, every NOTIFY_SWEEP_SECONDS) and `helpdesk notify sweep` hand them on.
+`helpdesk worker` (`start_sweeper`, every NOTIFY_SWEEP_SECONDS, rows due for more than 15 s) and
+`helpdesk notify sweep` hand them on.
 """
 from __future__ import annotations
 
@@ -39,7 +40,6 @@ from flask import current_app
 from jinja2 import TemplateError
 from sqlalchemy import insert, select, update
 
-from helpdesk import jobs as queue
 from helpdesk.api import webhooks
 from helpdesk.common import utcnow
 from helpdesk.extensions import db
@@ -388,21 +388,13 @@ def sweep() -> dict:
 
 # --- the worker's sweeper thread ----------------------------------------------------------------
 
-def stranded_rows_pending() -> bool:
-    """True when no handed-over row waits in the delivery lanes: any row still due then was lost
-    (its job killed or never queued) and the sweeper may hand it on without duplicating a backlog."""
-    connection = queue.redis_connection()
-    keys = [queue.batch_keys(service.DELIVER_MANY_JOB, lane)[0] for lane in range(service.DELIVERY_LANES)]
-    with connection.pipeline() as pipe:
-        for key in keys:
-            pipe.llen(key)
-        return not any(pipe.execute())
+#: A row due this long has been waiting for a worker longer than any healthy hand-over takes.
+STRANDED_AFTER_SECONDS = 15
 
 
-def sweep_stranded(grace_seconds: float = 5.0) -> int:
-    """One sweeper pass: re-enqueue rows due for more than `grace_seconds` if the lanes are empty."""
-    if not stranded_rows_pending():
-        return 0
+def sweep_stranded(grace_seconds: float = STRANDED_AFTER_SECONDS) -> int:
+    """One sweeper pass: re-enqueue rows due for more than `grace_seconds` (their job was lost or killed).
+    A row that is merely queued behind a backlog may be handed over twice; its claim makes that harmless."""
     return service.requeue_due(db.session, now=utcnow() - dt.timedelta(seconds=grace_seconds))
 
 

@@ -22,7 +22,7 @@ from helpdesk.audit import Actor
 from helpdesk.common import insert_now, utcnow
 from helpdesk.lookup_cache import LookupCache, attach, column_values
 from helpdesk.text import clean_input, normalize, one_line
-from helpdesk.tickets import effects, live
+from helpdesk.tickets import effects, live, repository
 from helpdesk.tickets.models import (CHANNELS, OPEN_STATUSES, PRIORITIES, TIERS, TRANSITIONS, Category,
                                      category_label,
                                      Comment, FormNonce, Ticket, TicketArticle, TicketEvent, TicketLink,
@@ -137,11 +137,15 @@ def _commit(session, commit: bool) -> None:
 
 def refresh_search_text(session, ticket: Ticket) -> None:
     """Rebuild the normalised search column from subject, body and every reply/note."""
+    ticket.search_text = _search_text(session, ticket)
+
+
+def _search_text(session, ticket: Ticket) -> str:
     parts = [ticket.subject or "", ticket.body or ""]
     if ticket.id is not None:
         parts += session.scalars(select(Comment.body).where(Comment.ticket_id == ticket.id)
                                  .order_by(Comment.id)).all()
-    ticket.search_text = normalize("\n".join(parts))
+    return normalize("\n".join(parts))
 
 
 _CATEGORIES = LookupCache("categories", lambda: (Category,))
@@ -363,10 +367,18 @@ def escalate(session, ticket_id: int, tier: str, reason: str, actor: Actor, *,
 def add_comment(session, ticket_id: int, body: str, actor: Actor, *, public: bool = True, via: str = "web",
                 message_id: str | None = None, expected_version: int | None = None,
                 commit: bool = True) -> Comment:
-    """Add a public reply or an internal note; a requester's reply reopens a recently resolved ticket."""
+    """Add a public reply or an internal note; a requester's reply reopens a recently resolved ticket.
+
+    Replies never conflict with each other or with a concurrent field change: the ticket's row is
+    locked (concurrent replies take turns, each seeing the other's text) and the reply's own writes to
+    the ticket (last activity, search text, first response) leave its `version` alone. Only a status
+    change the reply causes (new → open, pending → open, reopen) is a versioned edit.
+    """
     from flask import current_app, has_app_context
 
-    ticket = _get(session, ticket_id)
+    ticket = repository.lock_ticket(session, ticket_id)
+    if ticket is None:
+        raise NotFound("チケットが見つかりません。")
     _check_version(ticket, expected_version)
     body = clean_input(body, 100_000)
     if not body:
@@ -381,12 +393,12 @@ def add_comment(session, ticket_id: int, body: str, actor: Actor, *, public: boo
                       message_id=message_id)
     session.add(comment)
     session.flush()
-    ticket.updated_at = utcnow()
-    refresh_search_text(session, ticket)
+    activity = {"updated_at": utcnow(), "search_text": _search_text(session, ticket)}
+    if from_staff and public and ticket.first_response_at is None:
+        activity["first_response_at"] = comment.created_at
+    repository.write_unversioned(session, ticket, **activity)
     _event(session, ticket, actor, "reply" if public else "note", detail={"comment_id": comment.id})
     if from_staff and public:
-        if ticket.first_response_at is None:
-            ticket.first_response_at = comment.created_at
         if ticket.status == "new":
             _set_status(session, ticket, "open", actor)
     elif not from_staff:

@@ -1,8 +1,8 @@
 """Crash drill (issue 13.13): a real RQ worker process is killed mid-batch while a real SMTP peer holds a mail.
 
 Two `helpdesk worker` processes on PostgreSQL + Redis: A takes one job with six mails, B idles on the
-notify queue. The SMTP peer accepts mails 1 and 2 and holds mail 3; A is killed (SIGKILL to its process
-group) while it waits. Then:
+notify queue. The SMTP peer accepts mails 1 and 2 and holds mail 3; A and its work horse are killed
+(SIGKILL) while the horse waits. Then:
 - every mail the peer accepted was recorded as sent before the next one was sent (one short
   transaction per send), so none of them is ever sent again;
 - the killed job stranded exactly one row (the one it was sending) under its own short lease;
@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import create_engine, delete, select, text
 
 from tests.conftest import TEST_DB, TEST_REDIS, base_config
-from tests.notify.conftest import free_port
+from tests.notify.conftest import Sink, free_port
 
 pytestmark = pytest.mark.skipif(not (TEST_DB.startswith("postgresql") and TEST_REDIS),
                                 reason="needs PostgreSQL and Redis (HELPDESK_TEST_DATABASE_URL/_REDIS_URL)")
@@ -35,17 +35,17 @@ LEASE = 8
 DRILL_QUEUE = "notify-drill"
 
 
-class HoldingPeer:
-    """aiosmtpd peer: accepts mails, holds one until released (then refuses it: never accepted), and
+class HoldingPeer(Sink):
+    """The aiosmtpd peer: accepts mails, holds one until released (then refuses it: never accepted), and
     checks at each acceptance that every mail accepted before it is already recorded as sent."""
 
     def __init__(self, port: int, engine, hold_id: int):
-        self.port, self.engine, self.hold_id = port, engine, hold_id
+        super().__init__(port)
+        self.engine, self.hold_id = engine, hold_id
         self.accepted: list[int] = []
         self.unrecorded: list[tuple[int, int]] = []
         self.holding = threading.Event()
         self.release = threading.Event()
-        self.controller = None
 
     async def handle_DATA(self, server, session, envelope):
         msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
@@ -63,17 +63,9 @@ class HoldingPeer:
         self.accepted.append(outbox_id)
         return "250 OK"
 
-    def start(self):
-        from aiosmtpd.controller import Controller
-
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-        return self
-
     def stop(self):
         self.release.set()
-        if self.controller is not None:
-            self.controller.stop()
+        super().stop()
 
 
 def _worker(queue: str, port: int, log) -> subprocess.Popen:
@@ -83,6 +75,26 @@ def _worker(queue: str, port: int, log) -> subprocess.Popen:
     helpdesk = os.path.join(os.path.dirname(sys.executable), "helpdesk")
     return subprocess.Popen([helpdesk, "worker", "-q", queue], env=env, stdout=log, stderr=log,
                             start_new_session=True)
+
+
+def _kill_worker(proc: subprocess.Popen) -> None:
+    """SIGKILL the worker and its work horse (RQ runs each job in a forked child with its own session,
+    so killing the worker's process group alone would leave the job running)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == proc.pid:  # the parent pid
+                children.append(int(entry))
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert children, "the work horse was not found"
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -139,8 +151,7 @@ def test_worker_killed_mid_batch_strands_one_row_and_sends_every_mail_once(tmp_p
             jobs.get_queue(DRILL_QUEUE).enqueue("helpdesk.notify.jobs.deliver_many", ids)
 
             _wait(peer.holding.is_set, 60, "the held mail")
-            os.killpg(worker_a.pid, signal.SIGKILL)
-            worker_a.wait(10)
+            _kill_worker(worker_a)
             killed_at = time.monotonic()
             peer.release.set()
 

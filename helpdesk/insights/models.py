@@ -14,13 +14,16 @@ from helpdesk.extensions import db
 TRENDS = ("rising", "stable", "falling")
 PROBLEM_STATUSES = ("candidate", "accepted", "sent", "fixed", "verified")
 #: Allowed problem transitions; anything else raises InvalidTransition in the service.
+#: "sent" is reached only by sending to the development tracker (tracker.send_problem), never by hand.
 PROBLEM_TRANSITIONS: dict[str, frozenset[str]] = {
     "candidate": frozenset({"accepted"}),
     "accepted": frozenset({"sent", "candidate"}),
     "sent": frozenset({"fixed", "accepted"}),
-    "fixed": frozenset({"verified", "sent"}),  # back to sent: the fix did not hold (reappearance)
-    "verified": frozenset({"sent"}),
+    "fixed": frozenset({"verified", "accepted"}),  # back to accepted: the fix did not hold; send again
+    "verified": frozenset({"accepted"}),
 }
+#: Statuses only the system sets (not offered in the manual transition form).
+SYSTEM_ONLY_STATUSES = frozenset({"sent"})
 ROLLUP_DIMENSIONS = ("all", "category", "role", "prefecture", "channel", "org")
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from helpdesk import audit, jobs
 from helpdesk.audit import Actor
 from helpdesk.common import TOKYO, utcnow
-from helpdesk.insights.models import (PROBLEM_TRANSITIONS, PreparedText, Problem, ProblemTicket, RecurringGroup,
+from helpdesk.insights.models import (PROBLEM_TRANSITIONS, SYSTEM_ONLY_STATUSES, PreparedText, Problem, ProblemTicket, RecurringGroup,
                                       RecurringMember, RecurringRun)
 from helpdesk.insights.pii import scrub
 
@@ -392,16 +392,24 @@ def _check_version(problem: Problem, expected_version: int | None) -> None:
 
 
 def allowed_transitions(problem: Problem) -> list[str]:
-    return sorted(PROBLEM_TRANSITIONS.get(problem.status, ()), key=lambda s: list(PROBLEM_TRANSITIONS).index(s))
+    """The statuses a person may choose for this problem ("sent" only comes from actually sending)."""
+    manual = PROBLEM_TRANSITIONS.get(problem.status, frozenset()) - SYSTEM_ONLY_STATUSES
+    return sorted(manual, key=lambda s: list(PROBLEM_TRANSITIONS).index(s))
 
 
 def transition_problem(session, problem_id: int, to: str, actor: Actor, *, fixed_on: dt.date | None = None,
-                       expected_version: int | None = None, commit: bool = True) -> Problem:
-    """Move a problem to status `to`, refusing transitions the lifecycle does not allow."""
+                       expected_version: int | None = None, commit: bool = True, sending: bool = False) -> Problem:
+    """Move a problem to status `to`, refusing transitions the lifecycle does not allow.
+
+    `sending=True` only from tracker.send_problem: "sent" cannot be chosen by hand.
+    """
     problem = get_problem(session, problem_id)
     _check_version(problem, expected_version)
+    if to in SYSTEM_ONLY_STATUSES and not sending:
+        raise InvalidTransition("「開発へ送付済み」には、開発トラッカーへ送ったときだけ変わります。")
     if to not in PROBLEM_TRANSITIONS.get(problem.status, frozenset()):
-        raise InvalidTransition(f"「{problem.status}」から「{to}」には変更できません。")
+        raise InvalidTransition(f"「{STATUS_WORDS.get(problem.status, problem.status)}」から"
+                                f"「{STATUS_WORDS.get(to, to)}」には変更できません。")
     if to == "fixed":
         if fixed_on is None:
             raise InsightsError("修正のリリース日を入力してください。")

@@ -44,8 +44,17 @@ BACKOFF_CAP_SECONDS = 3600
 TIMEOUT_SECONDS = 10
 
 
+#: Shown to people instead of the send button / on a refused send: no environment-variable names.
+NOT_CONFIGURED = "開発トラッカーとの連携が設定されていません。管理者に連絡してください。"
+
+
 class TrackerNotConfigured(service.InsightsError):
     pass
+
+
+def configured(config) -> bool:
+    """True when sending can work: the tracker URL and its signing secret are both set."""
+    return bool(config.get("TRACKER_WEBHOOK_URL") and config.get("TRACKER_WEBHOOK_SECRET"))
 
 
 def payload(session, problem_id: int) -> dict:
@@ -60,7 +69,7 @@ def send_problem(session, problem_id: int, actor: Actor, *, url: str | None, sec
                  expected_version: int | None = None):
     """Mark an accepted problem as sent and queue the tracker row (one commit); returns the outbox row."""
     if not url or not secret:
-        raise TrackerNotConfigured("開発トラッカーの送信先（TRACKER_WEBHOOK_URL / TRACKER_WEBHOOK_SECRET）が設定されていません。")
+        raise TrackerNotConfigured(NOT_CONFIGURED)
     problem = service.get_problem(session, problem_id)
     if problem.status != "accepted":
         raise service.InvalidTransition("開発トラッカーへ送れるのは「受理済み」の問題だけです。")
@@ -71,7 +80,8 @@ def send_problem(session, problem_id: int, actor: Actor, *, url: str | None, sec
     row = queue_webhook(session, url=url, payload=body, purpose=PURPOSE, secret_ref=SECRET_REF,
                         object_ref=f"problem:{problem.id}",
                         dedupe_key=f"tracker:problem:{problem.id}:{(previous or 0) + 1}")
-    service.transition_problem(session, problem.id, "sent", actor, expected_version=expected_version, commit=False)
+    service.transition_problem(session, problem.id, "sent", actor, expected_version=expected_version, commit=False,
+                               sending=True)
     audit.record(session, actor, "problem.sent_to_tracker", "problem", problem.id,
                  {"outbox_id": row.id if row else None, "url": url})
     session.commit()

@@ -288,8 +288,7 @@ def _problem_page(problem, *, edit_form=None, transition_form=None, link_form=No
         unlink_form=EmptyForm(), status_labels=STATUS_LABELS, role_labels=ROLE_LABELS,
         org_names=_org_names([o["code"] for o in pack["top_organisations"]]),
         roles_in_words=service.roles_in_words,
-        tracker_configured=bool(current_app.config.get("TRACKER_WEBHOOK_URL")
-                                and current_app.config.get("TRACKER_WEBHOOK_SECRET"))), status
+        tracker_configured=tracker.configured(current_app.config)), status
 
 
 def _load(problem_id: int):
@@ -338,6 +337,8 @@ def transition(problem_id: int):
     form = TransitionForm()
     form.to.choices = [(s, s) for s in service.allowed_transitions(problem)]
     if not form.validate_on_submit():
+        if form.to.data == "sent":  # only sending to the tracker sets it
+            form.to.errors = [_("「開発へ送付済み」には、開発トラッカーへ送ったときだけ変わります。")]
         return _problem_page(problem, transition_form=form, status=422)
     try:
         service.transition_problem(db.session, problem.id, form.to.data, _actor(), fixed_on=form.fixed_on.data,
@@ -362,6 +363,10 @@ def send(problem_id: int):
         tracker.send_problem(db.session, problem.id, _actor(), url=current_app.config.get("TRACKER_WEBHOOK_URL"),
                              secret=current_app.config.get("TRACKER_WEBHOOK_SECRET"),
                              expected_version=_int(form.version.data))
+    except tracker.TrackerNotConfigured:
+        db.session.rollback()
+        flash(_("開発トラッカーとの連携が設定されていません。管理者に連絡してください。"), "error")
+        return redirect(url_for("insights.problem", problem_id=problem_id))
     except service.InsightsError as exc:
         db.session.rollback()
         flash(str(exc), "error")

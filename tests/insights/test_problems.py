@@ -73,14 +73,18 @@ def test_problem_transitions_are_enforced(db, po):
     with pytest.raises(service.InvalidTransition):
         service.transition_problem(db.session, p.id, "verified", actor)
     service.transition_problem(db.session, p.id, "accepted", actor)
-    service.transition_problem(db.session, p.id, "sent", actor)
+    with pytest.raises(service.InvalidTransition, match="開発トラッカーへ送ったときだけ"):
+        service.transition_problem(db.session, p.id, "sent", actor)  # only sending sets it
+    assert service.allowed_transitions(p) == ["candidate"]
+    service.transition_problem(db.session, p.id, "sent", actor, sending=True)
     with pytest.raises(service.InsightsError, match="リリース日"):
         service.transition_problem(db.session, p.id, "fixed", actor)
     service.transition_problem(db.session, p.id, "fixed", actor, fixed_on=dt.date(2026, 10, 1))
     service.transition_problem(db.session, p.id, "verified", actor)
     assert p.status == "verified" and p.fixed_on == dt.date(2026, 10, 1) and p.verified_at is not None
+    assert service.allowed_transitions(p) == ["accepted"]  # reopen, then send again
     with pytest.raises(service.InsightsError, match="ほかの人"):
-        service.transition_problem(db.session, p.id, "sent", actor, expected_version=1)
+        service.transition_problem(db.session, p.id, "accepted", actor, expected_version=1)
     from helpdesk.accounts.models import AuditLog
 
     actions = [a.action for a in db.session.query(AuditLog).filter_by(object_type="problem", object_id=str(p.id))]
@@ -120,8 +124,8 @@ def test_fix_impact_suggests_verified_and_flags_reappearance(db, import_lines, p
     import_lines(rows("A", [10, 9, 11, 10, 12, 10, 9, 11, 6, 1, 0, 1, 0]))
     ids = [t.id for t in db.session.query(Ticket).filter(Ticket.external_id.like("A-%"))]
     p = service.create_problem(db.session, actor, title="在庫一覧", ticket_ids=ids)
-    for to in ("accepted", "sent"):
-        service.transition_problem(db.session, p.id, to, actor)
+    service.transition_problem(db.session, p.id, "accepted", actor)
+    service.transition_problem(db.session, p.id, "sent", actor, sending=True)
     service.transition_problem(db.session, p.id, "fixed", actor, fixed_on=dt.date(2026, 10, 1))
     result = service.impact(db.session, p.id, today=dt.date(2026, 11, 5))
     assert result["fix_week"] == "2026-09-28"

@@ -3,6 +3,7 @@ import re
 
 import pytest
 
+from helpdesk.audit import Actor
 from helpdesk.insights import service, trends
 
 
@@ -92,8 +93,10 @@ def test_promote_group_then_work_the_problem(client, login, po, data, db, agent)
     ok = client.post(f"/insights/problems/{pid}/transition", data={"to": "accepted"})
     assert ok.status_code == 302
     assert service.get_problem(db.session, pid).status == "accepted"
-    missing_date = client.post(f"/insights/problems/{pid}/transition", data={"to": "sent"})
-    assert missing_date.status_code == 302
+    by_hand = client.post(f"/insights/problems/{pid}/transition", data={"to": "sent"})
+    assert by_hand.status_code == 422 and "開発トラッカーへ送ったときだけ" in by_hand.get_data(as_text=True)
+    assert service.get_problem(db.session, pid).status == "accepted"
+    service.transition_problem(db.session, pid, "sent", Actor.for_user(po), sending=True)
     no_date = client.post(f"/insights/problems/{pid}/transition", data={"to": "fixed"})
     assert no_date.status_code == 409 and "リリース日" in no_date.get_data(as_text=True)
     # Edit with an empty title: error shown, not saved.

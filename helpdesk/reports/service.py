@@ -11,6 +11,7 @@ import io
 import math
 from dataclasses import dataclass, field
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, or_, select
 
 from helpdesk._optional import import_optional
@@ -246,14 +247,38 @@ def report_rows(report: MonthlyReport) -> list[dict]:
     return rows
 
 
-def report_csv(report: MonthlyReport) -> str:
-    """CSV (UTF-8 with BOM so Excel in Japan opens it correctly), formula-safe cells."""
+_CHANNEL_WORDS = {"phone": _l("電話"), "web": _l("Web"), "email": _l("メール"), "api": _l("API")}
+#: Header words of the CSV for people (the page's column names; durations say their unit).
+CSV_HEADER_WORDS = {
+    "month": _l("対象月"), "role": _l("利用者種別"), "received": _l("受付件数"),
+    **{f"received_{c}": _l("受付件数（%(channel)s）", channel=_CHANNEL_WORDS.get(c, c)) for c in CHANNELS},
+    "first_response_within_sla_pct": _l("初回応答 SLA達成率（%）"),
+    "first_response_met": _l("初回応答 SLA達成件数"), "first_response_counted": _l("初回応答 SLA対象件数"),
+    "resolution_within_sla_pct": _l("解決 SLA達成率（%）"),
+    "resolution_met": _l("解決 SLA達成件数"), "resolution_counted": _l("解決 SLA対象件数"),
+    "avg_first_response_business_min": _l("初回応答 平均（営業時間・分）"),
+    "p90_first_response_business_min": _l("初回応答 p90（営業時間・分）"),
+    "calls": _l("通話件数"), "avg_handle_seconds": _l("平均通話処理時間（秒）"), "fcr_pct": _l("一次解決率（%）"),
+    "csat_avg": _l("満足度（平均）"), "csat_count": _l("満足度（件数）"), "backlog_end": _l("月末の未解決件数"),
+    "top_categories": _l("多いカテゴリ（コード:件数）"),
+}
+
+
+def report_csv(report: MonthlyReport, *, translated: bool = False, role_label=None) -> str:
+    """CSV (UTF-8 with BOM so Excel in Japan opens it correctly), formula-safe cells.
+
+    `translated=True` (the web download): header words in the current language (Japanese by default,
+    English for a user who chose English) and `role_label(role)` for the role column; the CLI keeps
+    the machine keys (`month,role,received,…`) for scripts.
+    """
     buf = io.StringIO()
     buf.write("\ufeff")
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow([str(CSV_HEADER_WORDS[c]) for c in CSV_COLUMNS] if translated else CSV_COLUMNS)
     for row in report_rows(report):
-        writer.writerow({k: csv_safe("" if v is None else v) for k, v in row.items()})
+        if translated and role_label is not None:
+            row["role"] = role_label(row["role"])
+        writer.writerow([csv_safe("" if row.get(c) is None else row[c]) for c in CSV_COLUMNS])
     return buf.getvalue()
 
 

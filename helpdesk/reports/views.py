@@ -58,5 +58,5 @@ def monthly_csv():
 
 
 def _csv(report) -> Response:
-    return Response(service.report_csv(report), mimetype="text/csv",
+    return Response(service.report_csv(report, translated=True, role_label=_role_label), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="helpdesk-report-{report.month}.csv"'})

@@ -78,12 +78,34 @@ def test_page_csv_and_access(db, client, login, make_user, october):
     response = client.get("/reports/monthly.csv?month=2026-10")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
-    by_role = {r["role"]: r for r in rows}
-    assert by_role["clinic"]["received"] == "2" and by_role["all"]["received"] == "3"
-    assert by_role["clinic"]["fcr_pct"] == "100.0"
+    by_role = {r["利用者種別"]: r for r in rows}  # issue 16.6: headers and roles in words (Japanese by default)
+    assert by_role["医療機関"]["受付件数"] == "2" and by_role["全体"]["受付件数"] == "3"
+    assert by_role["医療機関"]["一次解決率（%）"] == "100.0"
+    assert list(rows[0])[:4] == ["対象月", "利用者種別", "受付件数", "受付件数（電話）"]
+    assert "初回応答 平均（営業時間・分）" in rows[0] and not any("_" in h for h in rows[0])
     client.post("/logout")
     login(make_user(roles="agent"))
     assert client.get("/reports/monthly?month=2026-10").status_code == 403
+
+
+def test_csv_headers_in_english_for_an_english_user(db, client, login, make_user, october):
+    from flask_babel import refresh
+
+    login(make_user(roles="supervisor", locale="en"))  # the user's own language (no /lang switch)
+    refresh()  # the test holds one app context for all requests: forget the locale flask-babel cached in it
+    response = client.get("/reports/monthly.csv?month=2026-10")
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
+    assert list(rows[0])[:4] == ["Month", "User type", "Received", "Received (Phone)"]
+    by_role = {r["User type"]: r for r in rows}
+    assert by_role["Clinic"]["Received"] == "2" and by_role["All"]["Received"] == "3"
+    assert "First response, mean (business hours, minutes)" in rows[0]
+    assert not any(ch in "".join(rows[0]) for ch in "受付利用者")
+
+
+def test_monthly_page_hint_says_hours_and_minutes(client, login, make_user):
+    login(make_user(roles="supervisor"))
+    html = client.get("/reports/monthly?month=2026-10").get_data(as_text=True)
+    assert "の分です" not in html and "時間と分で表しています" in html
 
 
 def test_cli_json_and_csv(app, db, october):

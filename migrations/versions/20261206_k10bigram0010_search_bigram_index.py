@@ -22,7 +22,7 @@ def upgrade():
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("CREATE OR REPLACE FUNCTION hd_bigrams(t text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT "
-               "PARALLEL SAFE AS $$ SELECT coalesce(array_agg(DISTINCT g), '{}') FROM (SELECT substr(t, i, 2) AS g "
+               "PARALLEL SAFE COST 5000 AS $$ SELECT coalesce(array_agg(DISTINCT g), '{}') FROM (SELECT substr(t, i, 2) AS g "
                "FROM generate_series(1, length(t) - 1) AS i) s WHERE g !~ '\\s' $$")
     op.execute("CREATE INDEX IF NOT EXISTS ix_tickets_search_bigram ON tickets USING gin (hd_bigrams(search_text))")
     op.execute("ANALYZE tickets")

@@ -1,11 +1,13 @@
 """Forms of the SLA settings pages."""
 from __future__ import annotations
 
+import unicodedata
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 PRIORITY_CHOICES = [("P1", "P1"), ("P2", "P2"), ("P3", "P3"), ("P4", "P4")]
 
@@ -16,29 +18,85 @@ class ClosedDayForm(FlaskForm):
     reason = StringField(_l("理由"), validators=[Optional(), Length(max=200, message=_l("理由は200文字以内で入力してください。"))])
 
 
+def _digits(value):
+    """Full-width digits and surrounding blanks as typed on a Japanese keyboard → plain text."""
+    return unicodedata.normalize("NFKC", value).strip() if isinstance(value, str) else value
+
+
+def _hours_field(label):
+    return StringField(label, filters=[_digits], render_kw={"inputmode": "numeric", "size": 6},
+                       validators=[Optional(), Regexp(r"^\d{1,6}$", message=_l("時間は 0 以上の整数で入力してください（例: 8）。"))])
+
+
+def _minutes_field(label):
+    return StringField(label, filters=[_digits], render_kw={"inputmode": "numeric", "size": 3},
+                       validators=[Optional(), Regexp(r"^([0-5]?\d)$", message=_l("分は 0〜59 の整数で入力してください。"))])
+
+
+#: (field prefix, words, required, upper limit in minutes, the limit in words) of each target (issue 16.10).
+TARGETS = (
+    ("first_response", _l("初回応答の目標"), True, 100_000, _l("1666時間40分")),
+    ("resolution", _l("解決の目標"), True, 1_000_000, _l("16666時間40分")),
+    ("next_update", _l("次回更新の目標"), False, 100_000, _l("1666時間40分")),
+)
+
+
 class PolicyForm(FlaskForm):
+    """Targets as hours + minutes (two labelled inputs each, business time); stored as minutes.
+
+    After `validate()`, `minutes[prefix]` holds each target in minutes (None for an empty optional one);
+    every input shows at most one message.
+    """
+
     priority = SelectField(_l("優先度"), choices=PRIORITY_CHOICES, validators=[DataRequired()])
     role = SelectField(_l("対象の利用者種別"), choices=[], validators=[Optional()])
     category = SelectField(_l("対象のカテゴリ"), choices=[], validators=[Optional()])
-    first_response_minutes = IntegerField(
-        _l("初回応答の目標（営業時間の分）"),
-        validators=[InputRequired(_l("初回応答の目標を分で入力してください。")),
-                    NumberRange(min=1, max=100_000, message=_l("1〜100000の分数で入力してください。"))])
-    resolution_minutes = IntegerField(
-        _l("解決の目標（営業時間の分）"),
-        validators=[InputRequired(_l("解決の目標を分で入力してください。")),
-                    NumberRange(min=1, max=1_000_000, message=_l("1〜1000000の分数で入力してください。"))])
+    first_response_hours = _hours_field(_l("初回応答の目標（時間）"))
+    first_response_mins = _minutes_field(_l("初回応答の目標（分）"))
+    resolution_hours = _hours_field(_l("解決の目標（時間）"))
+    resolution_mins = _minutes_field(_l("解決の目標（分）"))
+    next_update_hours = _hours_field(_l("次回更新の目標（時間）"))
+    next_update_mins = _minutes_field(_l("次回更新の目標（分）"))
     at_risk_percent = IntegerField(
         _l("期限間近とする経過率（%）"), default=75,
         validators=[InputRequired(_l("経過率を入力してください。")),
                     NumberRange(min=1, max=99, message=_l("1〜99で入力してください。"))])
-    next_update_minutes = IntegerField(
-        _l("次回更新の目標（営業時間の分、任意）"),
-        validators=[Optional(), NumberRange(min=1, max=100_000, message=_l("1〜100000の分数で入力してください。"))])
     organisation_code = StringField(
         _l("対象の組織コード（任意）"),
         validators=[Optional(), Length(max=32, message=_l("組織コードは32文字以内で入力してください。"))])
     auto_escalate = BooleanField(_l("超過したら自動で L2 にエスカレーションする"))
+
+    def set_minutes(self, **minutes) -> None:
+        """Fill the hour/minute inputs from stored minutes (editing a policy)."""
+        for prefix, value in minutes.items():
+            if value is not None:
+                getattr(self, f"{prefix}_hours").data = str(value // 60)
+                getattr(self, f"{prefix}_mins").data = str(value % 60)
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        self.minutes: dict[str, int | None] = {}
+        for prefix, what, required, limit, limit_words in TARGETS:
+            hours, mins = getattr(self, f"{prefix}_hours"), getattr(self, f"{prefix}_mins")
+            if hours.errors or mins.errors:
+                ok = False
+                continue
+            if not hours.data and not mins.data:
+                self.minutes[prefix] = None
+                if required:
+                    hours.errors = [_l("%(what)sを時間と分で入力してください（例: 8 時間 0 分）。", what=what)]
+                    ok = False
+                continue
+            total = int(hours.data or 0) * 60 + int(mins.data or 0)
+            if total < 1:
+                hours.errors = [_l("%(what)sは 1 分以上にしてください。", what=what)]
+                ok = False
+            elif total > limit:
+                hours.errors = [_l("%(what)sは %(limit)s 以内にしてください。", what=what, limit=limit_words)]
+                ok = False
+            else:
+                self.minutes[prefix] = total
+        return ok
 
 
 class DeleteForm(FlaskForm):

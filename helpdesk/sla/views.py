@@ -156,10 +156,10 @@ def policies():
                                        defaults=service.DEFAULT_TARGETS), 400
             try:
                 service.save_policy(db.session, _actor(), priority=form.priority.data, organisation_id=org_id,
-                                    next_update_minutes=form.next_update_minutes.data,
+                                    next_update_minutes=form.minutes["next_update"],
                                     role=form.role.data or None, category_code=form.category.data or None,
-                                    first_response_minutes=form.first_response_minutes.data,
-                                    resolution_minutes=form.resolution_minutes.data,
+                                    first_response_minutes=form.minutes["first_response"],
+                                    resolution_minutes=form.minutes["resolution"],
                                     at_risk_percent=form.at_risk_percent.data,
                                     auto_escalate=bool(form.auto_escalate.data),
                                     policy_id=request.form.get("policy_id", type=int))
@@ -167,7 +167,7 @@ def policies():
                 return redirect(url_for("sla.policies"))
             except service.SlaError as exc:
                 db.session.rollback()
-                form.resolution_minutes.errors = [str(exc)]
+                form.resolution_hours.errors = [str(exc)]
         status = 400
     return render_template("sla/policies.html", form=form, rows=service.list_policies(db.session),
                            defaults=service.DEFAULT_TARGETS), status
@@ -178,10 +178,10 @@ def policies():
 def policy_edit(policy_id: int):
     row = db.session.get(SlaPolicy, policy_id) or abort(404)
     form = forms.PolicyForm(priority=row.priority, role=row.role or "", category=row.category_code or "",
-                            first_response_minutes=row.first_response_minutes,
-                            resolution_minutes=row.resolution_minutes, at_risk_percent=row.at_risk_percent,
-                            auto_escalate=row.auto_escalate, next_update_minutes=row.next_update_minutes,
+                            at_risk_percent=row.at_risk_percent, auto_escalate=row.auto_escalate,
                             organisation_code=row.organisation.code if row.organisation_id else "")
+    form.set_minutes(first_response=row.first_response_minutes, resolution=row.resolution_minutes,
+                     next_update=row.next_update_minutes)
     _policy_choices(form)
     return render_template("sla/policies.html", form=form, rows=service.list_policies(db.session),
                            defaults=service.DEFAULT_TARGETS, editing=row)

@@ -177,16 +177,17 @@ def test_import_page_and_cli(app, db, client, login, make_user, make_ticket, tmp
 def test_policy_page_with_organisation_and_next_update(db, client, login, make_user, make_org):
     org = make_org(kind="wholesaler", code="W-0001", name="東都薬品")
     login(make_user(roles="admin"))
-    base = {"priority": "P2", "role": "", "category": "", "first_response_minutes": "30",
-            "resolution_minutes": "240", "at_risk_percent": "75"}
-    response = client.post("/sla/policies", data=dict(base, organisation_code="W-0001", next_update_minutes="90"))
+    base = {"priority": "P2", "role": "", "category": "", "first_response_mins": "30",
+            "resolution_hours": "4", "at_risk_percent": "75"}
+    response = client.post("/sla/policies", data=dict(base, organisation_code="W-0001", next_update_hours="1",
+                                                      next_update_mins="30"))
     assert response.status_code == 302
     page = client.get("/sla/policies").get_data(as_text=True)
     assert "東都薬品（W-0001）" in page and "<td>1時間30分</td>" in page  # 90 minutes (issue 16.10)
     unknown = client.post("/sla/policies", data=dict(base, organisation_code="NOPE"))
     assert unknown.status_code == 400 and 'id="organisation_code-error"' in unknown.get_data(as_text=True)
-    bad = client.post("/sla/policies", data=dict(base, organisation_code="W-0001", next_update_minutes="0"))
-    assert bad.status_code == 400 and 'id="next_update_minutes-error"' in bad.get_data(as_text=True)
+    bad = client.post("/sla/policies", data=dict(base, organisation_code="W-0001", next_update_mins="0"))
+    assert bad.status_code == 400 and 'id="next_update_hours-error"' in bad.get_data(as_text=True)
     assert org.id
 
 

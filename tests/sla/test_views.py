@@ -31,14 +31,14 @@ def test_closed_days_page(db, client, login, make_user):
 def test_policies_page(db, client, login, make_user):
     login(make_user(roles="admin"))
     response = client.post("/sla/policies", data={"priority": "P1", "role": "clinic", "category": "",
-                                                  "first_response_minutes": "15", "resolution_minutes": "120",
+                                                  "first_response_mins": "15", "resolution_hours": "2",
                                                   "at_risk_percent": "80", "auto_escalate": "y"})
     assert response.status_code == 302
     policy = db.session.scalar(select(SlaPolicy).where(SlaPolicy.priority == "P1"))
     assert (policy.role, policy.first_response_minutes, policy.auto_escalate) == ("clinic", 15, True)
     assert client.get(f"/sla/policies/{policy.id}").status_code == 200
-    bad = client.post("/sla/policies", data={"priority": "P2", "first_response_minutes": "120",
-                                             "resolution_minutes": "60", "at_risk_percent": "75"})
+    bad = client.post("/sla/policies", data={"priority": "P2", "first_response_hours": "2",
+                                             "resolution_hours": "1", "at_risk_percent": "75"})
     assert bad.status_code == 400 and "解決の目標は初回応答の目標以上" in bad.get_data(as_text=True)
 
 

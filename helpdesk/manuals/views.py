@@ -160,7 +160,9 @@ def versions(role: str, slug: str):
 @bp.get("/manuals/suggest")
 @login_required
 def suggest():
-    """Suggestions while typing: {"results": [{slug, title, role, lang, url, excerpt, score}]}."""
+    """Suggestions while typing: {"results": [{slug, title, role, lang, url, path, excerpt, score}]}.
+
+    `url` is absolute (BASE_URL), for what an agent pastes into a reply; `path` is what the page links to."""
     q = clean_input(request.args.get("q"), SUGGEST_MAX_QUERY)
     role = request.args.get("role")
     if role not in ROLES or role == "common":
@@ -176,7 +178,8 @@ def suggest():
                         user=current_user, role=role or _user_role(), token=token)
     results = [{"slug": h.slug, "title": h.title, "role": h.role, "lang": h.lang, "score": h.score,
                 "excerpt": h.excerpt,
-                "url": external_url("manuals.article", role=h.role, slug=h.slug, lang=h.lang)}
+                "url": external_url("manuals.article", role=h.role, slug=h.slug, lang=h.lang),
+                "path": url_for("manuals.article", role=h.role, slug=h.slug, lang=h.lang)}
                for h in hits]
     resp = jsonify({"query": q[:200], "role": role, "results": results})
     resp.headers["Cache-Control"] = "no-store"

@@ -6,9 +6,7 @@ Served on a port of this session's range (5800-5899), not an ephemeral one.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import socket
 import threading
 import time
@@ -17,7 +15,7 @@ import pyotp
 import pytest
 from werkzeug.serving import make_server
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD, run_axe
+from tests.e2e.conftest import PASSWORD, run_axe
 
 
 def _port_in_range() -> int:
@@ -41,17 +39,24 @@ def tf_server(live_app):
 
 
 @pytest.fixture(scope="module")
-def tf_page(tf_server):
-    from playwright.sync_api import sync_playwright
+def tf_page(tf_server, browser, live_app):
+    """A page of the suite's one browser (a second sync_playwright() in the same process is refused).
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
-                                     args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo")
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        yield page
-        browser.close()
+    The test requires two-factor sign-in for agents on the shared live app; the policy is put back
+    afterwards so that later browser tests can still sign agents in with a password alone.
+    """
+    context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+    from helpdesk.accounts import twofactor
+    from helpdesk.audit import Actor
+    from helpdesk.extensions import db
+
+    with live_app.app_context():
+        twofactor.set_required_roles(db.session, [], Actor.system("test"))
+        db.session.commit()
 
 
 def _sign_in(page, base, email):

@@ -104,7 +104,8 @@
         li.className = "suggestion";
         li.setAttribute("data-slug", hit.slug);
         var a = document.createElement("a");
-        var href = new URL(hit.url, window.location.href);
+        // Opened in this browser: the site-relative path (the absolute BASE_URL link is for replies and mail).
+        var href = new URL(hit.path || hit.url, window.location.href);
         href.searchParams.set("src", "suggest");
         if (token) { href.searchParams.set("sg", token); }
         href.searchParams.set("lt", logToken);

@@ -8,21 +8,6 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from helpdesk._optional import import_optional
-
-#: Modules whose click commands join the `helpdesk` command. A module lists them in COMMANDS,
-#: or every module-level click command whose Python name ends in `_cli` is taken.
-DOMAIN_CLI_MODULES = (
-    "helpdesk.accounts.cli",
-    "helpdesk.tickets.cli",
-    "helpdesk.manuals.cli",
-    "helpdesk.insights.cli",
-    "helpdesk.sla.cli",
-    "helpdesk.notify.cli",
-    "helpdesk.reports.cli",
-    "helpdesk.api.cli",
-    "helpdesk.ops.cli",
-)
 
 
 def _create_app() -> Flask:
@@ -65,18 +50,9 @@ def ensure_db() -> None:
 
 
 def register(app: Flask) -> None:
+    """The application-wide commands; each domain's `init_app` adds its own (`helpdesk tickets …`)."""
     for command in (init_db, demo, seed, worker):
         app.cli.add_command(command)
-    for name in DOMAIN_CLI_MODULES:
-        module = import_optional(name)
-        if module is None:
-            continue
-        commands = getattr(module, "COMMANDS", None)
-        if commands is None:
-            commands = [obj for attr, obj in vars(module).items()
-                        if attr.endswith("_cli") and isinstance(obj, click.Command)]
-        for command in commands:
-            app.cli.add_command(command)
 
 
 @click.command("init-db")
@@ -111,16 +87,13 @@ def seed(orgs: int, users: int, tickets: int, seed_value: int) -> None:
     db.session.commit()
     rng = random.Random(seed_value)
     started = time.perf_counter()
-    accounts_seed = import_optional("helpdesk.accounts.seed")
-    tickets_seed = import_optional("helpdesk.tickets.seed")
-    if (orgs or users) and accounts_seed is None:
-        raise click.ClickException("account seeding is not available")
+    from helpdesk.accounts import seed as accounts_seed
+    from helpdesk.tickets import seed as tickets_seed
+
     if orgs or users:
         made = accounts_seed.seed_accounts(db.session, orgs=orgs, users=users, rng=rng, progress=click.echo)
         click.echo(f"organisations: {made['orgs']}, users: {made['users']}")
     if tickets:
-        if tickets_seed is None:
-            raise click.ClickException("ticket seeding is not available")
         made = tickets_seed.seed_tickets(db.session, tickets, rng=rng, progress=click.echo)
         click.echo(f"tickets: {made}")
     click.echo(f"done in {time.perf_counter() - started:.1f} s")
@@ -193,11 +166,10 @@ def worker(queues: tuple[str, ...], burst: bool) -> None:
         from helpdesk.notify.jobs import start_sweeper
 
         start_sweeper(current_app._get_current_object())
-    sweeper = import_optional("helpdesk.notify.service")
+    from helpdesk.notify import service as notify_service
 
     def on_connect() -> None:
-        if sweeper is not None and hasattr(sweeper, "requeue_due"):
-            sweeper.requeue_due(db.session)  # mail left pending while Redis was down
+        notify_service.requeue_due(db.session)  # mail left pending while Redis was down
 
     # Waits out Redis outages (at start too) with backoff instead of exiting; see helpdesk/worker.py.
     resilient.log_to_stderr()

@@ -5,19 +5,13 @@ call `install_postgres_extras` so both paths give the same database.
 """
 from __future__ import annotations
 
-from helpdesk._optional import import_optional
-
-#: Modules that may define POSTGRES_DDL (a list of idempotent SQL statements).
-DDL_MODULES = ("helpdesk.tickets.search", "helpdesk.tickets.contacts", "helpdesk.insights.models",
-               "helpdesk.sla.models", "helpdesk.accounts.models")
+from helpdesk.accounts import models as accounts_models
+from helpdesk.tickets import contacts, search
 
 
 def postgres_ddl() -> list[str]:
-    statements: list[str] = []
-    for name in DDL_MODULES:
-        module = import_optional(name)
-        statements += list(getattr(module, "POSTGRES_DDL", []) if module else [])
-    return statements
+    """Idempotent PostgreSQL statements (extensions, GIN indexes, statistics) of every domain."""
+    return [*search.POSTGRES_DDL, *contacts.POSTGRES_DDL, *accounts_models.POSTGRES_DDL]
 
 
 def install_postgres_extras(engine) -> None:
@@ -28,16 +22,9 @@ def install_postgres_extras(engine) -> None:
             conn.exec_driver_sql(statement)
 
 
-#: Modules that may define SQLITE_DDL (idempotent statements for the embedded database).
-SQLITE_DDL_MODULES = ("helpdesk.tickets.search", "helpdesk.accounts.models")
-
-
 def sqlite_ddl() -> list[str]:
-    statements: list[str] = []
-    for name in SQLITE_DDL_MODULES:
-        module = import_optional(name)
-        statements += list(getattr(module, "SQLITE_DDL", []) if module else [])
-    return statements
+    """Idempotent statements for the embedded database (FTS5 table and its triggers, …)."""
+    return [*search.SQLITE_DDL, *accounts_models.SQLITE_DDL]
 
 
 def install_sqlite_extras(engine) -> None:

@@ -10,6 +10,7 @@ from helpdesk.accounts.models import Organisation, User
 from helpdesk.accounts.passwords import hash_password
 from helpdesk.audit import Actor
 from helpdesk.common import utcnow
+from helpdesk.tickets.demo import load_demo_tickets
 
 DEMO_PASSWORD = "Demo-Passw0rd!"
 
@@ -123,17 +124,8 @@ def load_demo(session) -> list[tuple[str, str]]:
     audit.record(session, Actor.system("demo"), "demo.loaded", "database", None,
                  {"organisations": len(ORGS), "users": len(USERS) + len(INVITED) + 1})
     session.commit()
-    extra = _optional_demo_tickets()
-    if extra is not None:
-        extra(session)
+    load_demo_tickets(session)
     return logins
-
-
-def _optional_demo_tickets():
-    from helpdesk._optional import import_optional
-
-    module = import_optional("helpdesk.tickets.demo")
-    return getattr(module, "load_demo_tickets", None) if module else None
 
 
 def prepare_insights(session) -> dict:

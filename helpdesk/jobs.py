@@ -88,7 +88,7 @@ _BATCH_KEY = "helpdesk_after_commit_batches"
 KICK_SECONDS = 300
 
 
-def batch_after_commit(session: Session, func: str, item: int, queue: str = "default", lanes: int = 1) -> None:
+def batch_after_commit(session: Session, func: Callable | str, item: int, queue: str = "default", lanes: int = 1) -> None:
     """After the commit, hand `item` to `func(items)`, coalesced with other processes' items.
 
     For work done per new row at a high rate (a delivery per mail, an insights pass per ticket): with
@@ -99,7 +99,7 @@ def batch_after_commit(session: Session, func: str, item: int, queue: str = "def
     workers can work in parallel (mail: each delivery waits on an SMTP server).
     Items are ids; a lost item (Redis down, worker killed) is picked up by the domain's sweeper.
     """
-    session.info.setdefault(_BATCH_KEY, []).append((func, item, queue, item % lanes if lanes > 1 else 0))
+    session.info.setdefault(_BATCH_KEY, []).append((_path(func), item, queue, item % lanes if lanes > 1 else 0))
 
 
 def batch_keys(func: str, lane: int = 0) -> tuple[str, str]:

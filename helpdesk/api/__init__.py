@@ -30,3 +30,7 @@ def init_app(app) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(admin_bp)
     events.connect_problem_events()
+    from helpdesk.api.cli import COMMANDS
+
+    for command in COMMANDS:  # `helpdesk api …` and friends
+        app.cli.add_command(command)

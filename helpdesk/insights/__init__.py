@@ -12,3 +12,7 @@ def init_app(app) -> None:
     from helpdesk.insights import views  # noqa: F401  (they import `bp` from here)
 
     app.register_blueprint(bp)
+    from helpdesk.insights.cli import COMMANDS
+
+    for command in COMMANDS:  # `helpdesk insights …` and friends
+        app.cli.add_command(command)

@@ -99,7 +99,7 @@ def compute_recurring(session, since: dt.date | None = None, until: dt.date | No
     return out
 
 
-PREP_VERSION = "1"
+from helpdesk.insights.textprep import PREP_VERSION  # noqa: E402  (bumped when preparation changes)
 
 
 def _digest(subject: str | None, body: str | None) -> str:
@@ -632,4 +632,6 @@ def on_tickets_imported() -> None:
 
 def schedule_assignment(session, ticket_id: int) -> None:
     """Queue the incremental assignment of a new ticket (runs after the creating commit)."""
-    jobs.batch_after_commit(session, "helpdesk.insights.jobs.assign_new_tickets", ticket_id, queue="insights")
+    from helpdesk.insights.jobs import assign_new_tickets  # the jobs module calls this one
+
+    jobs.batch_after_commit(session, assign_new_tickets, ticket_id, queue="insights")

@@ -11,10 +11,10 @@ from collections import defaultdict
 
 from sqlalchemy import case, delete, func, insert, literal, select
 
-from helpdesk._optional import import_optional
 from helpdesk.common import TOKYO, utcnow
 from helpdesk.insights import spikes
 from helpdesk.insights.models import RollupState, TrendRollup
+from helpdesk.sla import service as sla_service
 
 DIMENSIONS = ("category", "role", "prefecture", "channel", "org")
 CLI_DIMENSIONS = ("category", "role", "org")
@@ -211,12 +211,8 @@ def spike_report(session, period: str = "week", until: dt.date | None = None) ->
 
 
 def sla_compliance(session, since: dt.date | None = None, until: dt.date | None = None):
-    """SLA compliance per role from the SLA domain (`sla.service.compliance`), or None without it."""
-    module = import_optional("helpdesk.sla.service")
-    fn = getattr(module, "compliance", None) if module else None
-    if fn is None:
-        return None
+    """SLA compliance per role (`sla.service.compliance`) over the window (default: this week)."""
     since, until = since or default_window("week")[0], until or default_window("week")[1]
     start = dt.datetime(since.year, since.month, since.day, tzinfo=TOKYO)
     end = dt.datetime(until.year, until.month, until.day, tzinfo=TOKYO) + dt.timedelta(days=1)
-    return fn(session, start, end)
+    return sla_service.compliance(session, start, end)

@@ -17,6 +17,7 @@ from helpdesk.auth import INSIGHTS, STAFF, insights_required, roles_required
 from helpdesk.common import TOKYO, csv_safe, utcnow
 from helpdesk.extensions import db
 from helpdesk.insights import bp, charts, service, spikes, tracker, trends
+from helpdesk.insights import jobs as insights_jobs
 from helpdesk.insights.forms import (EmptyForm, LinkForm, NewProblemForm, ProblemForm, PromoteForm, SendForm,
                                      TransitionForm, _split_refs)
 from helpdesk.security import client_ip, redirect_back, safe_next
@@ -188,7 +189,7 @@ def refresh():
     form = EmptyForm()
     if not form.validate_on_submit():
         abort(400)
-    queued = jobs.enqueue("helpdesk.insights.jobs.refresh_all", queue="insights", job_timeout=1800)
+    queued = jobs.enqueue(insights_jobs.refresh_all, queue="insights", job_timeout=1800)
     flash(_("再集計を開始しました。数分後にページを開き直してください。") if queued
           else _("再集計を依頼できませんでした（ジョブキューに接続できません）。"), "info" if queued else "error")
     return redirect_back(request.form.get("next"), url_for("insights.index"))

@@ -12,3 +12,7 @@ def init_app(app) -> None:
     from helpdesk.notify import views  # noqa: F401  (they import `bp` from here)
 
     app.register_blueprint(bp)
+    from helpdesk.notify.cli import COMMANDS
+
+    for command in COMMANDS:  # `helpdesk notify …` and friends
+        app.cli.add_command(command)

@@ -62,7 +62,7 @@ def _queue(session, row: Outbox) -> Outbox | None:
         return None
     row.id = new_id
     # Delivered by a job once committed; it goes out with the transaction's other jobs (one round trip).
-    jobs.batch_after_commit(session, DELIVER_MANY_JOB, new_id, queue="notify", lanes=DELIVERY_LANES)
+    jobs.batch_after_commit(session, _deliver_many(), new_id, queue="notify", lanes=DELIVERY_LANES)
     return row
 
 
@@ -87,7 +87,11 @@ def _insert_statement(dialect: str):
 
 # --- enqueueing after the commit -------------------------------------------------------------
 
-DELIVER_MANY_JOB = "helpdesk.notify.jobs.deliver_many"
+def _deliver_many():
+    """The delivery job (helpdesk.notify.jobs imports this module, so it is looked up when queued)."""
+    from helpdesk.notify.jobs import deliver_many
+
+    return deliver_many
 #: New rows are spread over this many lists, each drained by its own job: up to 4 workers send at once.
 DELIVERY_LANES = 4
 
@@ -96,7 +100,7 @@ def enqueue_deliveries(ids: list[int]) -> bool:
     round trip, a drain job per lane queued even if one seems pending (it may be the lost one)."""
     if not ids:
         return True
-    return jobs.enqueue_batch([], [(DELIVER_MANY_JOB, i, "notify", i % DELIVERY_LANES) for i in ids],
+    return jobs.enqueue_batch([], [(_deliver_many(), i, "notify", i % DELIVERY_LANES) for i in ids],
                               force_drain=True)
 
 
@@ -437,7 +441,7 @@ def retry(session, outbox_id: int, actor: Actor) -> Outbox:
         raise NotifyError("この配信は既に再送されています。")
     audit.record(session, actor, "notify.retry", "outbox", outbox_id,
                  {"recipient": row.recipient, "purpose": row.purpose, "last_error": row.last_error})
-    jobs.batch_after_commit(session, DELIVER_MANY_JOB, outbox_id, queue="notify", lanes=DELIVERY_LANES)
+    jobs.batch_after_commit(session, _deliver_many(), outbox_id, queue="notify", lanes=DELIVERY_LANES)
     session.commit()
     session.refresh(row)
     return row

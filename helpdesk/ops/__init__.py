@@ -5,12 +5,16 @@ logger = logging.getLogger(__name__)
 
 
 def init_app(app) -> None:
-    """Request ids and JSON logs, metrics (/metrics); the CLI commands are in helpdesk.ops.cli (listed in helpdesk.cli)."""
+    """Request ids and JSON logs, metrics (/metrics), the pooler setting, and the backup/privacy/storage commands."""
     from helpdesk.ops import logs, metrics
 
     logs.init_app(app)
     metrics.init_app(app)
     _pooler(app)
+    from helpdesk.ops.cli import COMMANDS
+
+    for command in COMMANDS:  # `helpdesk ops …` and friends
+        app.cli.add_command(command)
 
 
 def _pooler(app) -> None:

@@ -13,3 +13,7 @@ def init_app(app) -> None:
     from helpdesk.reports import views  # noqa: F401  (they import `bp` from here)
 
     app.register_blueprint(bp)
+    from helpdesk.reports.cli import COMMANDS
+
+    for command in COMMANDS:  # `helpdesk reports …` and friends
+        app.cli.add_command(command)

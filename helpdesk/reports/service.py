@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, or_, select
 
-from helpdesk._optional import import_optional
 from helpdesk.common import ORG_KINDS, TOKYO, csv_safe
+from helpdesk.insights import service as insights_service
 from helpdesk.sla.service import SlaError, compliance, get_calendar, month_bounds
 from helpdesk.tickets.models import CHANNELS, Category, Ticket
 
@@ -198,25 +198,14 @@ def _int_type():
 
 
 def _recurring(session, start: dt.datetime, end: dt.datetime, limit: int = 5) -> list[dict]:
-    """The largest recurring-issue groups seen this month, when the insights domain provides them."""
-    insights = import_optional("helpdesk.insights.service")
-    if insights is None or not hasattr(insights, "list_groups"):
-        return []
-    try:
-        groups = insights.list_groups(session)
-    except Exception:  # insights not set up in this database: the report still renders
-        session.rollback()
-        return []
+    """The largest recurring-issue groups seen this month."""
     out = []
-    for g in groups:
-        last = getattr(g, "last_seen", None)
-        if last is not None and last < start:
+    for g in insights_service.list_groups(session):
+        if g.last_seen is not None and g.last_seen < start:
             continue
-        first = getattr(g, "first_seen", None)
-        if first is not None and first >= end:
+        if g.first_seen is not None and g.first_seen >= end:
             continue
-        out.append({"label": g.label, "size": g.size, "trend": getattr(g, "trend", ""),
-                    "top_terms": list(getattr(g, "top_terms", []) or [])[:5]})
+        out.append({"label": g.label, "size": g.size, "trend": g.trend, "top_terms": list(g.top_terms or [])[:5]})
         if len(out) >= limit:
             break
     return out

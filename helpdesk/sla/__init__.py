@@ -12,3 +12,7 @@ def init_app(app) -> None:
     from helpdesk.sla import views  # noqa: F401  (they import `bp` from here)
 
     app.register_blueprint(bp)
+    from helpdesk.sla.cli import COMMANDS
+
+    for command in COMMANDS:  # `helpdesk sla …` and friends
+        app.cli.add_command(command)

@@ -13,3 +13,7 @@ def init_app(app) -> None:
     from helpdesk.tickets import assignment_views, attachments, intake, portal, views  # noqa: F401
 
     app.register_blueprint(bp)
+    from helpdesk.tickets.cli import COMMANDS
+
+    for command in COMMANDS:  # `helpdesk tickets …` and friends
+        app.cli.add_command(command)

@@ -265,15 +265,11 @@ def import_tickets_cli(path: str, as_json: bool) -> None:
 
 
 def _refresh_insights() -> None:
-    """Let insights know tickets arrived, if it offers a cheap hook (it also runs its own job)."""
-    from helpdesk._optional import import_optional
+    """Let insights know tickets arrived (it also runs its own job)."""
+    from helpdesk.insights.service import on_tickets_imported
+    from helpdesk.jobs import enqueue
 
-    module = import_optional("helpdesk.insights.service")
-    hook = getattr(module, "on_tickets_imported", None) if module else None
-    if hook is not None:
-        from helpdesk.jobs import enqueue
-
-        enqueue(hook, queue="insights")
+    enqueue(on_tickets_imported, queue="insights")
 
 
 @click.group("tickets")

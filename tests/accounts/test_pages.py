@@ -281,7 +281,7 @@ def test_seed_accounts_is_realistic_and_bulk(db):
 def test_demo_has_outreach_locked_and_invited_users(db, monkeypatch):
     import helpdesk.demo as demo
 
-    monkeypatch.setattr(demo, "_optional_demo_tickets", lambda: None)
+    monkeypatch.setattr(demo, "load_demo_tickets", lambda session: None)
     logins = demo.load_demo(db.session)
     assert ("locked", demo.LOCKED[0]) in logins
     rows, total = service.outreach_page(db.session, service.OutreachFilter())

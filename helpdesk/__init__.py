@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 
-from flask import Flask, session
+from flask import Flask, has_request_context, session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from helpdesk import accounts, api, core, insights, manuals, notify, ops, reports, sla, tickets
@@ -142,6 +142,10 @@ def _sqlite_pragmas(app: Flask) -> None:
 def _select_locale() -> str:
     from flask_login import current_user
 
+    if not has_request_context():
+        # CLI commands and jobs: a lazy service message (str(exc)) renders in Japanese, the
+        # default; mail to an English user is rendered inside force_locale() instead.
+        return "ja"
     choice = session.get("lang")
     if choice in ("ja", "en"):
         return choice

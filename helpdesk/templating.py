@@ -38,6 +38,7 @@ NAV = [
 ADMIN_MENU = [
     ("accounts.admin_home", _l("管理トップ")),
     ("accounts.users", _l("利用者")),
+    ("accounts.admin_import", _l("一括登録")),
     ("accounts.admin_organisations", _l("組織")),
     ("accounts.activation", _l("利用開始状況")),
     ("api_admin.tokens", _l("APIトークン")),
@@ -50,6 +51,7 @@ ADMIN_MENU = [
 _ADMIN_PAGES = ("accounts.admin_", "accounts.activation", "accounts.user", "api_admin.", "notify.", "sla.")
 _ACTIVE_WITH = {"accounts.users": ("accounts.user_", "accounts.admin_user"),
                 "accounts.admin_organisations": ("accounts.admin_organisation",),
+                "accounts.admin_import": ("accounts.admin_import",),
                 "api_admin.tokens": ("api_admin.revoke_token",), "api_admin.webhooks": ("api_admin.webhook",),
                 "notify.": ("notify.",), "notify.failed": ("notify.",), "sla.policies": ("sla.",)}
 _IN_ADMIN_MENU = frozenset({"accounts.activation", "sla.policies", "notify.failed"})

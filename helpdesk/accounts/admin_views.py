@@ -1,16 +1,25 @@
-"""Activation dashboard, user search and user page (staff), administration (users, organisations, audit)."""
+"""Activation dashboard, user search and user page (staff), administration (users, organisations, audit,
+the user import in the browser)."""
 from __future__ import annotations
 
 import unicodedata
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from sqlalchemy import func, select
+from werkzeug.exceptions import RequestEntityTooLarge
+from wtforms import BooleanField
 
-from helpdesk.accounts import bp, service
+from helpdesk import audit
+from helpdesk.accounts import bp, bulk_import, service
 from helpdesk.accounts.forms import OrganisationForm, UserForm
 from helpdesk.accounts.importer import _EMAIL
+from helpdesk.accounts.importer import COLUMNS as IMPORT_COLUMNS
+from helpdesk.accounts.importer import ImportFileError
 from helpdesk.accounts.models import AuditLog, Organisation, User
 from helpdesk.audit import Actor
 from helpdesk.auth import SUPERVISORS, admin_required, staff_required, supervisor_required
@@ -314,3 +323,144 @@ def admin_audit_export():
     body = service.audit_csv(db.session, flt, _actor())
     return Response(body, mimetype="text/csv", headers={
         "Content-Disposition": "attachment; filename=audit.csv", "Cache-Control": "no-store"})
+
+
+# --------------------------------------------------------------------------- user import in the browser (issue 16.7)
+
+#: the largest user file accepted (100,000 users with long names is ~15 MB)
+IMPORT_MAX_BYTES = 32 * 1024 * 1024
+
+
+class ImportUploadForm(FlaskForm):
+    file = FileField(_l("CSVファイル"), render_kw={"accept": ".csv,text/csv"})
+
+
+class ImportConfirmForm(FlaskForm):
+    renames_ok = BooleanField(_l("上の組織名の変更を確認しました。この内容で組織名を変更します。"))
+
+
+def _import_limit() -> int:
+    return int(current_app.config.get("USER_IMPORT_MAX_BYTES") or IMPORT_MAX_BYTES)
+
+
+@bp.url_value_preprocessor
+def _import_body_limit(endpoint, values):
+    # Runs before every before_request hook (CSRF and the input check read the form): the user file may be
+    # larger than the site-wide MAX_CONTENT_LENGTH.
+    if endpoint == "accounts.admin_import":
+        request.max_content_length = _import_limit()
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _import_too_large(exc):
+    if request.endpoint != "accounts.admin_import":
+        from helpdesk.security import _error_page
+
+        return _error_page(413, exc.name, _("送信されたデータが大きすぎます。ファイルのサイズを確認してください。"))
+    form = ImportUploadForm(formdata=None)
+    form.file.errors = [_too_large_message()]
+    return _render_upload(form), 413
+
+
+def _too_large_message() -> str:
+    return _("ファイルが大きすぎます（上限 %(mb)d MB）。ファイルを分けてアップロードしてください。",
+             mb=_import_limit() // (1024 * 1024))
+
+
+def _render_upload(form):
+    recent = db.session.scalars(select(bulk_import.UserImport).where(bulk_import.UserImport.status != "checked")
+                                .order_by(bulk_import.UserImport.id.desc()).limit(5)).all()
+    return render_template("accounts/import_upload.html", form=form, columns=IMPORT_COLUMNS, recent=recent,
+                           limit_mb=_import_limit() // (1024 * 1024))
+
+
+@bp.route("/admin/users/import", methods=["GET", "POST"])
+@admin_required
+def admin_import():
+    form = ImportUploadForm()
+    if form.validate_on_submit():
+        upload = form.file.data
+        data = upload.read(_import_limit() + 1) if upload else b""
+        if not upload or not upload.filename:
+            form.file.errors.append(_("CSVファイルを選んでください。"))
+        elif len(data) > _import_limit():
+            form.file.errors.append(_too_large_message())
+        elif not data.strip(b"\xef\xbb\xbf \r\n\t"):
+            form.file.errors.append(_("ファイルが空です。1行目に見出し、2行目から利用者を1人1行で入れてください。"))
+        else:
+            try:
+                row = bulk_import.check_upload(db.session, data, upload.filename, _actor())
+            except ImportFileError as exc:
+                db.session.rollback()
+                form.file.errors.append(str(exc))
+            else:
+                return redirect(url_for("accounts.admin_import_show", public_id=row.public_id))
+    return _render_upload(form)
+
+
+def _import_row(public_id: str) -> bulk_import.UserImport:
+    row = bulk_import.find(db.session, public_id[:32])
+    if row is None:
+        abort(404)
+    return row
+
+
+@bp.get("/admin/users/import/<public_id>")
+@admin_required
+def admin_import_show(public_id: str):
+    row = _import_row(public_id)
+    if row.status == "checked":
+        return render_template("accounts/import_check.html", row=row, plan=row.plan, form=ImportConfirmForm(),
+                               details=bulk_import.DETAILS)
+    return render_template("accounts/import_progress.html", row=row)
+
+
+@bp.post("/admin/users/import/<public_id>/confirm")
+@admin_required
+def admin_import_confirm(public_id: str):
+    row = _import_row(public_id)
+    form = ImportConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        bulk_import.confirm_import(db.session, row.public_id, _actor(), bool(form.renames_ok.data))
+    except bulk_import.ImportConfirmError as exc:
+        db.session.rollback()
+        row = _import_row(public_id)
+        if row.status != "checked":
+            flash(str(exc), "error")
+            return redirect(url_for("accounts.admin_import_show", public_id=row.public_id))
+        form.renames_ok.errors = [str(exc)]
+        return render_template("accounts/import_check.html", row=row, plan=row.plan, form=form,
+                               details=bulk_import.DETAILS), 422
+    return redirect(url_for("accounts.admin_import_show", public_id=row.public_id))
+
+
+@bp.get("/admin/users/import/<public_id>/status")
+@admin_required
+def admin_import_status(public_id: str):
+    row = _import_row(public_id)
+    response = jsonify(bulk_import.status_of(row))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/admin/users/import/<public_id>/refused.csv")
+@admin_required
+def admin_import_refused(public_id: str):
+    import csv
+    import io
+
+    from helpdesk.common import csv_safe
+
+    row = _import_row(public_id)
+    source = row.result if row.status in ("done", "failed") and row.result else row.plan
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([_("行"), _("理由")])
+    writer.writerows((line, csv_safe(message)) for line, message in source.get("errors", []))
+    audit.record(db.session, _actor(), "users.import_refused_exported", "user_import", row.public_id,
+                 {"file": row.filename, "rows": len(source.get("errors", []))})
+    db.session.commit()
+    return Response("\ufeff" + out.getvalue(), mimetype="text/csv", headers={
+        "Content-Disposition": f"attachment; filename=refused-{row.public_id}.csv", "Cache-Control": "no-store"})

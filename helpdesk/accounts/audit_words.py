@@ -117,6 +117,9 @@ ACTIONS = {
     "user.sessions_ended": _l("ログイン中の画面をすべてログアウト"),
     "user.viewed": _l("利用者情報を閲覧"),
     "users.imported": _l("利用者を取り込み"),
+    "users.import_checked": _l("一括登録のファイルを確認"),
+    "users.import_confirmed": _l("一括登録を実行"),
+    "users.import_refused_exported": _l("一括登録の取り込めない行を出力"),
 }
 
 OBJECT_TYPES = {
@@ -127,6 +130,7 @@ OBJECT_TYPES = {
     "attachment": _l("添付ファイル"), "outbox": _l("送信"), "report": _l("月次報告"), "insights": _l("分析"),
     "saved_view": _l("保存した検索条件"), "audit": _l("監査ログ"), "backup": _l("バックアップ"),
     "twofactor_policy": _l("2段階認証の方針"), "database": _l("データベース"),
+    "user_import": _l("一括登録"), "import": _l("取り込み"),
 }
 
 CSV_HEADER = [_l("日時"), _l("実行者"), _l("氏名"), _l("IPアドレス"), _l("操作"), _l("対象の種類"), _l("対象のID"),
@@ -151,6 +155,11 @@ KEYS = {
     "prefecture": _l("都道府県"), "kind": _l("種類"), "q": _l("検索語"), "actor": _l("実行者"),
     "action": _l("操作"), "object_type": _l("対象の種類"), "object_id": _l("対象のID"),
     "date_from": _l("開始日"), "date_to": _l("終了日"), "organisations": _l("組織数"), "users": _l("利用者数"),
+    "lines": _l("行数"), "unchanged": _l("変更なし"), "failed": _l("取り込めない行"),
+    "organisations_created": _l("新しい組織"), "organisations_updated": _l("変更した組織"),
+    "organisations_renamed": _l("組織名の変更"), "organisation_renames": _l("組織名の変更（コード・旧・新）"),
+    "encoding": _l("文字コード"), "bytes": _l("バイト数"), "sha256": _l("SHA-256"), "import_id": _l("一括登録のID"),
+    "via": _l("経路"), "source": _l("ファイル"), "initial_passwords": _l("初期パスワードを発行"),
 }
 #: actions written by the read trail (helpdesk/access_audit.py): HTTP plumbing in their detail
 _READS = ("access.denied", "export.downloaded")

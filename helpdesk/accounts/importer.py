@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from helpdesk import audit
 from helpdesk.accounts import kana
@@ -80,6 +80,15 @@ class ImportResult:
     #: (email, name, org_code, password) for new users when initial passwords were asked for.
     passwords: list[tuple[str, str, str, str]] = field(default_factory=list)
     dry_run: bool = False
+    #: Every organisation whose name the file changes (never capped: a rename is never silent):
+    #: {"code", "kind", "old", "new", "users"} with the number of users already in it.
+    org_renames: list[dict] = field(default_factory=list)
+    #: Up to `details` rows each, when asked for (the browser's dry run): new organisations
+    #: {"code", "name", "kind"}, new users {"line", "email", "name", "org", "roles"} and changed users
+    #: {"line", "email", "old_name", "new_name", "old_org", "new_org", "old_roles", "new_roles"}.
+    orgs_new: list[dict] = field(default_factory=list)
+    created_users: list[dict] = field(default_factory=list)
+    updated_users: list[dict] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -88,7 +97,8 @@ class ImportResult:
     def counts(self) -> dict:
         return {"lines": self.lines, "created": self.created, "updated": self.updated, "unchanged": self.unchanged,
                 "failed": self.failed, "organisations_created": self.orgs_created,
-                "organisations_updated": self.orgs_updated, "encoding": self.encoding}
+                "organisations_updated": self.orgs_updated, "organisations_renamed": len(self.org_renames),
+                "encoding": self.encoding}
 
 
 # --------------------------------------------------------------------------- reading
@@ -317,11 +327,24 @@ def hash_many(passwords: list[str], workers: int | None = None) -> list[str]:
         return list(pool.map(_hash_initial, passwords, chunksize=256))
 
 
+def _org_names(session, ids: Iterable[int]) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for part in _chunks(sorted(set(ids))):
+        names.update(session.execute(select(Organisation.id, Organisation.name).where(Organisation.id.in_(part))).all())
+    return names
+
+
 def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, initial_passwords: bool = False,
-                 source: str = "", progress: Callable[[int], None] | None = None) -> ImportResult:
+                 source: str = "", progress: Callable[[int], None] | None = None, details: int = 0,
+                 confirmed_renames: dict[str, list[str]] | None = None,
+                 audit_detail: dict | None = None) -> ImportResult:
     """Import a CSV file's bytes. Commits (unless dry_run) and returns the result with per-line errors.
 
     `progress(n)` is called with the number of lines processed since the previous call.
+    `details` > 0 lists up to that many new organisations, new users and changed users in the result.
+    `confirmed_renames` ({code: [old name, new name]}) makes organisation renames need approval: a rename
+    not in it (the database changed since the dry run, or nobody confirmed it) is not made and the lines of
+    that organisation are refused. None (the CLI) applies renames and reports them in `org_renames`.
     """
     result = ImportResult(dry_run=dry_run)
     text, result.encoding = decode(data)
@@ -388,6 +411,8 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
 
     now = utcnow()
     org_ids = {code: row.id for code, row in existing_orgs.items()}
+    renames: list[dict] = []
+    blocked: dict[str, tuple[str, str]] = {}
     for kinds in (("municipality",), ("clinic", "wholesaler")):
         new_rows, changed = [], []
         for code, item in org_facts.items():
@@ -403,6 +428,13 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
                 continue
             want = {"name": item.org_name or known.name, "prefecture": item.prefecture or known.prefecture,
                     "parent_id": parent_id if item.parent_code else known.parent_id}
+            if want["name"] != known.name:
+                if confirmed_renames is not None and list(confirmed_renames.get(code) or ()) != [known.name,
+                                                                                                   want["name"]]:
+                    blocked[code] = (known.name, want["name"])
+                    continue
+                renames.append({"code": code, "kind": known.kind, "old": known.name, "new": want["name"],
+                                "id": known.id})
             want["name_kana"] = item.org_name_kana or (known.name_kana if want["name"] == known.name and known.name_kana
                                                        else kana.guess(want["name"]))
             if (want["name"], want["prefecture"], want["parent_id"], want["name_kana"]) != (
@@ -420,6 +452,26 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
                 org_ids[r["code"]] = -1
         result.orgs_created += len(new_rows)
         result.orgs_updated += len(changed)
+        if details:
+            room = details - len(result.orgs_new)
+            result.orgs_new.extend({"code": r["code"], "name": r["name"], "kind": r["kind"]} for r in new_rows[:room])
+    if blocked:
+        for item in lines:
+            if item.org_code in blocked:
+                old_name, new_name = blocked[item.org_code]
+                refuse(item, f"組織コード {item.org_code} の組織名の変更（{old_name} → {new_name}）が確認されていないため、"
+                             "この行は取り込みませんでした。確認画面からやり直してください。")
+        lines = [i for i in lines if i.line not in bad_lines]
+    if renames:
+        members = dict(session.execute(select(User.organisation_id, func.count(User.id))
+                                       .where(User.organisation_id.in_([r["id"] for r in renames]))
+                                       .group_by(User.organisation_id)).all())
+        result.org_renames = [{"code": r["code"], "kind": r["kind"], "old": r["old"], "new": r["new"],
+                               "users": members.get(r.pop("id"), 0)} for r in renames]
+    final_names = {code: (item.org_name or existing_orgs[code].name if code in existing_orgs else item.org_name)
+                   for code, item in org_facts.items()}
+    for code, (old_name, _new) in blocked.items():
+        final_names[code] = old_name
 
     # 3. Users.
     existing_users = _existing_users(session, [i.email for i in lines])
@@ -440,7 +492,20 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
         else:
             changed_users.append({"id": known.id, "name": item.name, "roles": item.roles, "name_kana": reading,
                                   "organisation_id": org_id, "updated_at": now})
+            if details and len(result.updated_users) < details:
+                result.updated_users.append({
+                    "line": item.line, "email": item.email, "old_name": known.name, "new_name": item.name,
+                    "old_org": known.organisation_id, "new_org": final_names.get(item.org_code, item.org_name),
+                    "old_roles": known.roles, "new_roles": item.roles})
     result.created, result.updated = len(new_users), len(changed_users)
+    if result.updated_users:
+        old_orgs = _org_names(session, [u["old_org"] for u in result.updated_users if u["old_org"]])
+        for u in result.updated_users:
+            u["old_org"] = old_orgs.get(u["old_org"], "") if u["old_org"] else ""
+    if details:
+        result.created_users = [{"line": u.line, "email": u.email, "name": u.name,
+                                 "org": final_names.get(u.org_code, u.org_name), "roles": u.roles}
+                                for u in new_users[:details]]
 
     hashes: list[str | None] = [None] * len(new_users)
     if initial_passwords and new_users:
@@ -462,7 +527,9 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
             tick(len(part))
         audit.record(session, actor, "users.imported", "import", None,
                      {**result.counts(), "source": source[:200],
-                      "initial_passwords": bool(initial_passwords)},
+                      "initial_passwords": bool(initial_passwords),
+                      "organisation_renames": [[r["code"], r["old"], r["new"]] for r in result.org_renames[:200]],
+                      **(audit_detail or {})},
                      summary=f"{source}: +{result.created} ~{result.updated} ={result.unchanged} x{result.failed}")
         session.commit()
     else:

@@ -5,7 +5,7 @@ import datetime as dt
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.common import ORG_KINDS, TimestampMixin, UTCDateTime, utcnow
@@ -162,3 +162,47 @@ class AuditLog(db.Model):
     ip: Mapped[str | None] = mapped_column(String(45))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     summary: Mapped[str | None] = mapped_column(Text)
+
+
+USER_IMPORT_STATUSES = ("checked", "queued", "running", "done", "failed")
+
+
+class UserImport(db.Model):
+    """One uploaded user file: its dry run, then the confirmed import job's progress and result."""
+
+    __tablename__ = "user_imports"
+    __table_args__ = (CheckConstraint(f"status IN {USER_IMPORT_STATUSES!r}", name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: random id in URLs (pages and the progress endpoint)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    filename: Mapped[str] = mapped_column(String(255))
+    #: the uploaded bytes, as checked; the job imports these; set to NULL when the job ends
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str] = mapped_column(String(64))
+    encoding: Mapped[str] = mapped_column(String(40), default="")
+    status: Mapped[str] = mapped_column(String(16), default="checked", index=True)
+    #: the dry run: counts, refused lines, renames, the first rows of each list
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: {org code: [old name, new name]} the admin confirmed (exactly the renames the dry run showed)
+    confirmed_renames: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"<UserImport {self.public_id} {self.status} {self.done}/{self.total}>"
+
+    @property
+    def percent(self) -> int:
+        if self.status == "done":
+            return 100
+        return min(99, int(100 * self.done / self.total)) if self.total else 0

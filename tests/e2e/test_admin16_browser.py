@@ -84,7 +84,7 @@ def test_insights_values_read_as_words(page, live_server, browser_login, in_live
     page.screenshot(path=str(SCREENS / "16_3_problem_in_words.png"), full_page=True)
 
 
-ADMIN_PAGES = ["/admin", "/accounts/users", "/admin/organisations", "/accounts/activation", "/admin/api-tokens",
+ADMIN_PAGES = ["/admin", "/accounts/users", "/admin/users/import", "/admin/organisations", "/accounts/activation", "/admin/api-tokens",
                "/admin/webhooks", "/notify/failed", "/sla/policies", "/admin/audit"]
 
 

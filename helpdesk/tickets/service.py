@@ -14,6 +14,7 @@ from typing import Iterable
 
 from sqlalchemy import Select, delete, or_, select
 from sqlalchemy.exc import IntegrityError
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm.attributes import set_committed_value
 
 from helpdesk import audit
@@ -21,6 +22,7 @@ from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
 from helpdesk.common import insert_now, utcnow
 from helpdesk.lookup_cache import LookupCache, attach, column_values
+from helpdesk.templating import CHANNEL_LABELS, STATUS_LABELS
 from helpdesk.text import clean_input, normalize, one_line
 from helpdesk.tickets import effects, live, repository
 from helpdesk.tickets.models import (CHANNELS, OPEN_STATUSES, PRIORITIES, TIERS, TRANSITIONS, Category,
@@ -45,13 +47,13 @@ class NotFound(TicketError):
 
 class VersionConflict(TicketError):
     def __init__(self, ticket: Ticket):
-        super().__init__("このチケットは他の担当者が更新しました。最新の内容を確認してから保存してください。")
+        super().__init__(_l("このチケットは他の担当者が更新しました。最新の内容を確認してから保存してください。"))
         self.ticket = ticket
 
 
 class DuplicateSubmission(TicketError):
     def __init__(self, ticket_id: int | None):
-        super().__init__("このフォームは既に送信済みです。")
+        super().__init__(_l("このフォームは既に送信済みです。"))
         self.ticket_id = ticket_id
 
 
@@ -97,7 +99,7 @@ def get_visible(session, user: User, ref_or_id: str | int) -> Ticket:
     ticket_id = ref_or_id if isinstance(ref_or_id, int) else parse_ref(str(ref_or_id))
     ticket = session.get(Ticket, ticket_id) if ticket_id else None
     if ticket is None or not can_see(user, ticket):
-        raise NotFound("チケットが見つかりません。")
+        raise NotFound(_l("チケットが見つかりません。"))
     return ticket
 
 
@@ -174,7 +176,7 @@ def category_by_code(session, code: str | None) -> Category | None:
     if values is None:  # maybe created a moment ago in another process: ask the database
         values = _category_rows(session).get(code)
     if values is None:
-        raise TicketError(f"カテゴリ「{code}」は存在しません。")
+        raise TicketError(_l("カテゴリ「%(code)s」は存在しません。", code=code))
     return attach(session, Category, values)
 
 
@@ -192,16 +194,16 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
     subject = one_line(subject, 300)  # a subject is one line: CR/LF would end up in mail headers
     body = clean_input(body, 100_000)
     if not subject:
-        raise TicketError("件名を入力してください。")
+        raise TicketError(_l("件名を入力してください。"))
     if channel not in CHANNELS:
-        raise TicketError(f"受付チャネル「{channel}」は使えません。")
+        raise TicketError(_l("受付チャネル「%(channel)s」は使えません。", channel=CHANNEL_LABELS.get(channel, channel)))
     if priority not in PRIORITIES:
-        raise TicketError(f"優先度「{priority}」は使えません。")
+        raise TicketError(_l("優先度「%(priority)s」は使えません。", priority=priority))
     # A repeated form nonce is caught by the form_nonces primary key below (no look-up first: a double
     # submit is rare, a look-up on every creation is not free).
     requester = session.get(User, requester_id) if requester_id else None
     if requester_id and requester is None:
-        raise TicketError("依頼者が見つかりません。")
+        raise TicketError(_l("依頼者が見つかりません。"))
     if organisation_id is None and requester is not None:
         organisation_id = requester.organisation_id
     organisation = session.get(Organisation, organisation_id) if organisation_id else None
@@ -267,8 +269,9 @@ def _set_status(session, ticket: Ticket, status: str, actor: Actor, at: dt.datet
     if status == ticket.status:
         return
     if status not in TRANSITIONS.get(ticket.status, ()):
-        raise InvalidTransition(
-            f"ステータスを「{ticket.status}」から「{status}」には変更できません。")
+        raise InvalidTransition(_l("ステータスを「%(before)s」から「%(after)s」には変更できません。",
+                                   before=STATUS_LABELS.get(ticket.status, ticket.status),
+                                   after=STATUS_LABELS.get(status, status)))
     before, now = ticket.status, at or utcnow()
     ticket.status = status
     if status == "resolved":
@@ -292,7 +295,7 @@ def change_status(session, ticket_id: int, status: str, actor: Actor, *, expecte
 def _get(session, ticket_id: int) -> Ticket:
     ticket = session.get(Ticket, ticket_id)
     if ticket is None:
-        raise NotFound("チケットが見つかりません。")
+        raise NotFound(_l("チケットが見つかりません。"))
     return ticket
 
 
@@ -306,7 +309,7 @@ def update_fields(session, ticket_id: int, actor: Actor, *, expected_version: in
     _check_version(ticket, expected_version)
     if priority is not None and priority != ticket.priority:
         if priority not in PRIORITIES:
-            raise TicketError(f"優先度「{priority}」は使えません。")
+            raise TicketError(_l("優先度「%(priority)s」は使えません。", priority=priority))
         before, ticket.priority = ticket.priority, priority
         _event(session, ticket, actor, "priority", before, priority)
     if category is not None:
@@ -328,7 +331,7 @@ def _assign(session, ticket: Ticket, assignee_id: int | None, actor: Actor) -> N
     if assignee_id is not None:
         assignee = session.get(User, assignee_id)
         if assignee is None or not assignee.is_staff:
-            raise TicketError("担当者に指定できるのはヘルプデスクの担当者だけです。")
+            raise TicketError(_l("担当者に指定できるのはヘルプデスクの担当者だけです。"))
     before = ticket.assignee.email if ticket.assignee else None
     ticket.assignee_id, ticket.assignee = assignee_id, assignee
     if ticket.status == "new" and assignee is not None:
@@ -349,11 +352,11 @@ def escalate(session, ticket_id: int, tier: str, reason: str, actor: Actor, *,
     _check_version(ticket, expected_version)
     reason = clean_input(reason, 2000)
     if tier not in TIERS:
-        raise TicketError(f"エスカレーション先「{tier}」は使えません。")
+        raise TicketError(_l("エスカレーション先「%(tier)s」は使えません。", tier=tier))
     if TIERS.index(tier) <= TIERS.index(ticket.tier):
-        raise TicketError("エスカレーションは現在より上の段階（L1 → L2 → 開発）にだけできます。")
+        raise TicketError(_l("エスカレーションは現在より上の段階（L1 → L2 → 開発）にだけできます。"))
     if not reason:
-        raise TicketError("エスカレーションの理由を入力してください。")
+        raise TicketError(_l("エスカレーションの理由を入力してください。"))
     before, ticket.tier = ticket.tier, tier
     _event(session, ticket, actor, "escalation", before, tier, {"reason": reason})
     if ticket.status != "escalated":
@@ -378,17 +381,17 @@ def add_comment(session, ticket_id: int, body: str, actor: Actor, *, public: boo
 
     ticket = repository.lock_ticket(session, ticket_id)
     if ticket is None:
-        raise NotFound("チケットが見つかりません。")
+        raise NotFound(_l("チケットが見つかりません。"))
     _check_version(ticket, expected_version)
     body = clean_input(body, 100_000)
     if not body:
-        raise TicketError("本文を入力してください。")
+        raise TicketError(_l("本文を入力してください。"))
     author = session.get(User, actor.user_id) if actor.user_id else None
     from_staff = bool(author and author.is_staff)
     if not from_staff and not public:
-        raise TicketError("内部メモはヘルプデスクの担当者だけが書けます。")
+        raise TicketError(_l("内部メモはヘルプデスクの担当者だけが書けます。"))
     if ticket.status == "closed":
-        raise TicketError("このチケットは完了（クローズ）しています。新しいお問い合わせとして送信してください。")
+        raise TicketError(_l("このチケットは完了（クローズ）しています。新しいお問い合わせとして送信してください。"))
     comment = Comment(ticket_id=ticket.id, author_id=actor.user_id, body=body, is_public=public, via=via,
                       message_id=message_id)
     session.add(comment)
@@ -419,7 +422,7 @@ def add_tag(session, ticket_id: int, tag: str, actor: Actor, *, commit: bool = T
     ticket = _get(session, ticket_id)
     tag = normalize_tag(tag)
     if not tag:
-        raise TicketError("タグを入力してください。")
+        raise TicketError(_l("タグを入力してください。"))
     if tag not in ticket.tag_names:
         ticket.tags.append(TicketTag(tag=tag))
         _event(session, ticket, actor, "tag", None, tag)
@@ -439,7 +442,7 @@ def remove_tag(session, ticket_id: int, tag: str, actor: Actor, *, commit: bool 
 
 def link_tickets(session, ticket_id: int, other_id: int, actor: Actor, *, commit: bool = True) -> None:
     if ticket_id == other_id:
-        raise TicketError("同じチケットは関連付けできません。")
+        raise TicketError(_l("同じチケットは関連付けできません。"))
     ticket, other = _get(session, ticket_id), _get(session, other_id)
     a, b = sorted((ticket.id, other.id))
     if session.get(TicketLink, (a, b)) is None:
@@ -461,7 +464,7 @@ def link_article(session, ticket_id: int, slug: str, actor: Actor, *, resolved_b
     ticket = _get(session, ticket_id)
     slug = (slug or "").strip()[:120]
     if not slug:
-        raise TicketError("記事を指定してください。")
+        raise TicketError(_l("記事を指定してください。"))
     link = session.get(TicketArticle, (ticket.id, slug))
     if link is None:
         link = TicketArticle(ticket_id=ticket.id, slug=slug, linked_by_id=actor.user_id)
@@ -488,12 +491,12 @@ def unlink_article(session, ticket_id: int, slug: str, actor: Actor, *, commit: 
 def merge_tickets(session, source_id: int, target_id: int, actor: Actor, *, commit: bool = True) -> Ticket:
     """Close `source` with a pointer to `target`; both timelines keep their history."""
     if source_id == target_id:
-        raise TicketError("同じチケットには統合できません。")
+        raise TicketError(_l("同じチケットには統合できません。"))
     source, target = _get(session, source_id), _get(session, target_id)
     if target.merged_into_id:
-        raise TicketError(f"{target.ref} は既に別のチケットに統合されています。")
+        raise TicketError(_l("%(ref)s は既に別のチケットに統合されています。", ref=target.ref))
     if source.status == "closed":
-        raise TicketError(f"{source.ref} は既にクローズされています。")
+        raise TicketError(_l("%(ref)s は既にクローズされています。", ref=source.ref))
     source.merged_into_id = target.id
     _event(session, source, actor, "merge", None, target.ref)
     _event(session, target, actor, "merged_in", None, source.ref)
@@ -507,9 +510,9 @@ def merge_tickets(session, source_id: int, target_id: int, actor: Actor, *, comm
 def rate(session, ticket_id: int, score: int, comment: str | None, actor: Actor, *, commit: bool = True) -> Ticket:
     ticket = _get(session, ticket_id)
     if ticket.status not in ("resolved", "closed"):
-        raise TicketError("解決済みのチケットだけ評価できます。")
+        raise TicketError(_l("解決済みのチケットだけ評価できます。"))
     if not isinstance(score, int) or not 1 <= score <= 5:
-        raise TicketError("評価は1〜5の数字で選んでください。")
+        raise TicketError(_l("評価は1〜5の数字で選んでください。"))
     before, ticket.csat_score = ticket.csat_score, score
     ticket.csat_comment = clean_input(comment, 2000) or None
     _event(session, ticket, actor, "csat", before, score)
@@ -621,19 +624,19 @@ def bulk_apply(session, ticket_ids: Iterable[int], action: str, value: str | int
                *, visible_to: User | None = None) -> BulkResult:
     """Apply one action to many tickets; each ticket succeeds or is refused on its own (savepoints)."""
     if action not in BULK_ACTIONS:
-        raise TicketError(f"一括操作「{action}」は使えません。")
+        raise TicketError(_l("一括操作「%(action)s」は使えません。", action=action))
     result = BulkResult([], [])
     target_id = None
     if action == "merge":
         target_id = parse_ref(str(value or ""))
         target = session.get(Ticket, target_id) if target_id else None
         if target is None or (visible_to is not None and not can_see(visible_to, target)):
-            raise TicketError("統合先のチケット番号が見つかりません（例: HD-000123）。")
+            raise TicketError(_l("統合先のチケット番号が見つかりません（例: HD-000123）。"))
     for ticket_id in dict.fromkeys(int(i) for i in ticket_ids):
         ticket = session.get(Ticket, ticket_id)
         ref = ticket.ref if ticket else f"#{ticket_id}"
         if ticket is None or (visible_to is not None and not can_see(visible_to, ticket)):
-            result.refused.append((ref, "チケットが見つかりません。"))
+            result.refused.append((ref, str(_l("チケットが見つかりません。"))))
             continue
         savepoint = session.begin_nested()
         try:

@@ -7,11 +7,11 @@ import os
 from flask import Flask, has_request_context, session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from helpdesk import accounts, api, core, insights, manuals, notify, ops, reports, sla, tickets
+from helpdesk import accounts, api, automation, core, insights, manuals, notify, ops, reports, sla, tickets
 from helpdesk import config as config_module
 
 #: The domains, in the order their blueprints register.
-DOMAINS = (core, accounts, tickets, manuals, insights, sla, notify, reports, api, ops)
+DOMAINS = (core, accounts, tickets, manuals, insights, sla, notify, reports, api, automation, ops)
 
 logger = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from flask import abort, current_app, has_app_context, send_file
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
@@ -47,7 +48,7 @@ TYPES = {
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".xlsx", {".xlsx"}, "Excel"),
     "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", ".docx", {".docx"}, "Word"),
 }
-ALLOWED_DESCRIPTION = "PDF、画像（PNG・JPEG・GIF）、テキスト・CSV、Excel（.xlsx）、Word（.docx）"
+ALLOWED_DESCRIPTION = _l("PDF、画像（PNG・JPEG・GIF）、テキスト・CSV、Excel（.xlsx）、Word（.docx）")
 
 
 class AttachmentError(TicketError):
@@ -154,17 +155,17 @@ def check_file(filename: str | None, data: bytes, limit: int | None = None) -> C
     name = sanitize_filename(filename)
     limit = limit or max_bytes()
     if not data:
-        raise AttachmentError(f"「{name}」は空のファイルです。中身のあるファイルを選んでください。")
+        raise AttachmentError(_l("「%(name)s」は空のファイルです。中身のあるファイルを選んでください。", name=name))
     if len(data) > limit:
-        raise AttachmentError(f"「{name}」は大きすぎます（{human_size(len(data))}）。"
-                              f"1ファイル{human_size(limit)}までにしてください。")
+        raise AttachmentError(_l("「%(name)s」は大きすぎます（%(size)s）。1ファイル%(limit)sまでにしてください。",
+                                 name=name, size=human_size(len(data)), limit=human_size(limit)))
     if data.startswith(b"PK\x03\x04") and _office_kind(data) == "macro":
-        raise AttachmentError(f"「{name}」はマクロを含むファイルのため送れません。"
-                              "マクロなしの形式（.xlsx / .docx）で保存し直してください。")
+        raise AttachmentError(_l("「%(name)s」はマクロを含むファイルのため送れません。"
+                                 "マクロなしの形式（.xlsx / .docx）で保存し直してください。", name=name))
     found = detect_kind(data)
     if found is None:
-        raise AttachmentError(f"「{name}」は送れない種類のファイルです。送れるのは {ALLOWED_DESCRIPTION} です"
-                              "（ファイルの中身で判定しています）。")
+        raise AttachmentError(_l("「%(name)s」は送れない種類のファイルです。送れるのは %(allowed)s です"
+                                 "（ファイルの中身で判定しています）。", name=name, allowed=ALLOWED_DESCRIPTION))
     kind, charset = found
     stem, ext = os.path.splitext(name)
     if kind == "text" and ext.lower() == ".csv":
@@ -183,7 +184,8 @@ def read_upload(file_storage, limit: int | None = None) -> CheckedFile:
     data = file_storage.stream.read(limit + 1)
     name = sanitize_filename(file_storage.filename)
     if len(data) > limit:
-        raise AttachmentError(f"「{name}」は大きすぎます。1ファイル{human_size(limit)}までにしてください。")
+        raise AttachmentError(_l("「%(name)s」は大きすぎます。1ファイル%(limit)sまでにしてください。", name=name,
+                                 limit=human_size(limit)))
     return check_file(file_storage.filename, data, limit)
 
 
@@ -197,7 +199,7 @@ def check_uploads(files, limit: int | None = None) -> tuple[list[CheckedFile], l
     files = uploaded_files(files)
     checked, errors = [], []
     if len(files) > MAX_FILES:
-        return [], [f"一度に送れるファイルは{MAX_FILES}個までです。"]
+        return [], [str(_l("一度に送れるファイルは%(n)s個までです。", n=MAX_FILES))]
     for storage in files:
         try:
             checked.append(read_upload(storage, limit))
@@ -230,8 +232,8 @@ class StorageError(RuntimeError):
 
 
 #: Shown next to the file field; the typed text stays in the form.
-STORAGE_FAILED = ("添付ファイルを保存できなかったため、受け付けていません（サーバー側の問題です）。"
-                  "入力した内容は残っています。しばらくしてからもう一度送信するか、添付せずに送信してください。")
+STORAGE_FAILED = _l("添付ファイルを保存できなかったため、受け付けていません（サーバー側の問題です）。"
+                    "入力した内容は残っています。しばらくしてからもう一度送信するか、添付せずに送信してください。")
 
 _WRITTEN_KEY = "helpdesk_written_attachments"
 
@@ -309,7 +311,7 @@ def store(session, ticket: Ticket, checked: CheckedFile, actor: Actor, *,
     if comment_id is not None:
         comment = session.get(Comment, comment_id)
         if comment is None or comment.ticket_id != ticket.id:
-            raise AttachmentError("添付先の返信が見つかりません。")
+            raise AttachmentError(_l("添付先の返信が見つかりません。"))
     stored_name = _write_tracked(session, checked.data, ticket)
     row = Attachment(ticket_id=ticket.id, comment_id=comment_id, filename=checked.filename,
                      stored_name=stored_name, content_type=checked.content_type, size=len(checked.data),
@@ -351,7 +353,7 @@ def add_files(session, ticket_id: int, files: list[CheckedFile], actor: Actor, *
     from helpdesk.tickets.service import add_comment
 
     if not files:
-        raise AttachmentError("添付するファイルを選んでください。")
+        raise AttachmentError(_l("添付するファイルを選んでください。"))
     body = (note or "").strip() or "添付ファイル: " + "、".join(f.filename for f in files)
     comment = add_comment(session, ticket_id, body, actor, public=public, commit=False)
     ticket = session.get(Ticket, ticket_id)
@@ -378,7 +380,7 @@ def attachment_visible(session, user, row: Attachment) -> bool:
 def get_visible_attachment(session, user, attachment_id: int) -> Attachment:
     row = session.get(Attachment, attachment_id)
     if row is None or not attachment_visible(session, user, row):
-        raise NotFound("添付ファイルが見つかりません。")
+        raise NotFound(_l("添付ファイルが見つかりません。"))
     return row
 
 

@@ -16,12 +16,14 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, literal_column, or_, select, union
 
 from helpdesk import audit
 from helpdesk.accounts import kana
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
+from helpdesk.i18n import lazy_join
 from helpdesk.text import clean_input, normalize
 
 #: Trigram indexes for the caller type-ahead (needs pg_trgm, see tickets/search.py). The users indexes
@@ -47,7 +49,7 @@ class ContactError(Exception):
     """Refused contact data; `field_errors` maps a form field name to a message."""
 
     def __init__(self, field_errors: dict[str, str]):
-        super().__init__("; ".join(field_errors.values()))
+        super().__init__(lazy_join("; ", field_errors.values()))
         self.field_errors = field_errors
 
 
@@ -212,22 +214,22 @@ def create_contact(session, *, name: str, email: str | None, phone: str | None, 
     email = (normalize(email) or "").replace(" ", "")
     phone = normalize(phone) or None
     if not name:
-        errors["new_name"] = "新しい連絡先の氏名を入力してください。"
+        errors["new_name"] = _l("新しい連絡先の氏名を入力してください。")
     if email and not EMAIL_RE.match(email):
-        errors["new_email"] = "メールアドレスの形式が正しくありません（例: taro@city.example.jp）。"
+        errors["new_email"] = _l("メールアドレスの形式が正しくありません（例: taro@city.example.jp）。")
     if not email and not phone:
-        errors["new_email"] = "メールアドレスか電話番号のどちらかを入力してください。"
+        errors["new_email"] = _l("メールアドレスか電話番号のどちらかを入力してください。")
     if phone and len(phone_digits(phone).lstrip("+")) < 6:
-        errors["new_phone"] = "電話番号は数字とハイフンで入力してください（例: 03-1234-5678）。"
+        errors["new_phone"] = _l("電話番号は数字とハイフンで入力してください（例: 03-1234-5678）。")
     org = find_organisation(session, org_code)
     if org is None:
-        errors["new_org_code"] = (f"組織コード「{clean_input(org_code, 32)}」の組織が見つかりません。"
-                                  "コードを確かめるか、組織名で発信者を検索してください。")
+        errors["new_org_code"] = _l("組織コード「%(code)s」の組織が見つかりません。"
+                                    "コードを確かめるか、組織名で発信者を検索してください。", code=clean_input(org_code, 32))
     if email and not errors.get("new_email"):
         existing = find_user_by_email(session, email)
         if existing is not None:
-            errors["new_email"] = (f"このメールアドレスは既に登録されています（{existing.name}）。"
-                                   "上の検索で発信者として選んでください。")
+            errors["new_email"] = _l("このメールアドレスは既に登録されています（%(name)s）。"
+                                     "上の検索で発信者として選んでください。", name=existing.name)
     if errors:
         raise ContactError(errors)
     if not email:

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import re
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from helpdesk import audit
 from helpdesk.audit import Actor
+from helpdesk.i18n import lazy_join
 from helpdesk.text import clean_input
 from helpdesk.tickets.models import STATUSES, Category, Macro, Ticket
 from helpdesk.tickets.service import TicketError, add_comment, update_fields
@@ -39,19 +41,20 @@ def _validate(session, title: str, body: str, set_status: str | None, set_catego
     title, body = clean_input(title, 200), clean_input(body, 20_000)
     errors = {}
     if not title:
-        errors["title"] = "名前を入力してください。"
+        errors["title"] = _l("名前を入力してください。")
     if not body:
-        errors["body"] = "本文を入力してください。"
+        errors["body"] = _l("本文を入力してください。")
     elif unknown_placeholders(body):
-        errors["body"] = ("使えない差し込み項目があります: " + ", ".join("{%s}" % p for p in unknown_placeholders(body))
-                          + "（使えるもの: " + ", ".join("{%s}" % p for p in PLACEHOLDERS) + "）")
+        errors["body"] = _l("使えない差し込み項目があります: %(unknown)s（使えるもの: %(known)s）",
+                            unknown=", ".join("{%s}" % p for p in unknown_placeholders(body)),
+                            known=", ".join("{%s}" % p for p in PLACEHOLDERS))
     if set_status and set_status not in STATUSES:
-        errors["set_status"] = "ステータスを選び直してください。"
+        errors["set_status"] = _l("ステータスを選び直してください。")
     category_id = None
     if set_category:
         category_id = session.scalar(select(Category.id).where(Category.code == set_category))
         if category_id is None:
-            errors["set_category"] = "カテゴリを選び直してください。"
+            errors["set_category"] = _l("カテゴリを選び直してください。")
     if errors:
         raise MacroError(errors)
     return title, body, set_status or None, category_id
@@ -59,7 +62,7 @@ def _validate(session, title: str, body: str, set_status: str | None, set_catego
 
 class MacroError(TicketError):
     def __init__(self, field_errors: dict[str, str]):
-        super().__init__(" ".join(field_errors.values()))
+        super().__init__(lazy_join(" ", field_errors.values()))
         self.field_errors = field_errors
 
 
@@ -69,7 +72,7 @@ def save_macro(session, actor: Actor, *, macro_id: int | None = None, title: str
     title, body, set_status, category_id = _validate(session, title, body, set_status, set_category)
     macro = session.get(Macro, macro_id) if macro_id else Macro()
     if macro is None:
-        raise TicketError("マクロが見つかりません。")
+        raise TicketError(_l("マクロが見つかりません。"))
     macro.title, macro.body, macro.set_status = title, body, set_status
     macro.set_category_id, macro.active = category_id, active
     session.add(macro)
@@ -84,7 +87,7 @@ def delete_macro(session, actor: Actor, macro_id: int) -> None:
     """Retire a macro (kept for history, hidden from agents)."""
     macro = session.get(Macro, macro_id)
     if macro is None:
-        raise TicketError("マクロが見つかりません。")
+        raise TicketError(_l("マクロが見つかりません。"))
     macro.active = False
     audit.record(session, actor, "macro.retired", "macro", macro.id, {"title": macro.title})
     session.commit()
@@ -95,7 +98,7 @@ def apply_macro(session, ticket_id: int, macro_id: int, actor: Actor, *, agent_n
     """Post the macro's (possibly edited) text and apply its status/category in one unit of work."""
     macro = session.get(Macro, macro_id)
     if macro is None or not macro.active:
-        raise TicketError("マクロが見つかりません。")
+        raise TicketError(_l("マクロが見つかりません。"))
     ticket = session.get(Ticket, ticket_id)
     text = body if body is not None else render(macro.body, ticket, agent_name)
     add_comment(session, ticket_id, text, actor, public=public, expected_version=expected_version, commit=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from helpdesk import audit
@@ -25,7 +26,7 @@ def check_minutes(value) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_MINUTES:
-        raise TimeLogError(f"作業時間は1〜{MAX_MINUTES}の分数で入力してください。")
+        raise TimeLogError(_l("作業時間は1〜%(max)sの分数で入力してください。", max=MAX_MINUTES))
     return value
 
 
@@ -38,7 +39,7 @@ def log_minutes(session, comment: Comment, minutes, actor: Actor) -> None:
 
     author = session.get(User, comment.author_id) if comment.author_id else None
     if author is None or not author.is_staff:
-        raise TimeLogError("作業時間はヘルプデスクの担当者だけが記録できます。")
+        raise TimeLogError(_l("作業時間はヘルプデスクの担当者だけが記録できます。"))
     comment.minutes = minutes
     ticket = session.get(Ticket, comment.ticket_id)
     audit.record(session, actor, "ticket.time_logged", "ticket", ticket.ref if ticket else comment.ticket_id,

@@ -9,6 +9,8 @@ from sqlalchemy import DateTime
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from helpdesk.vocabulary import OrgKind, UserRole, values
+
 TOKYO = ZoneInfo("Asia/Tokyo")
 UTC = dt.timezone.utc
 
@@ -46,8 +48,8 @@ class TimestampMixin:
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
-ORG_KINDS = ("municipality", "clinic", "wholesaler")
-USER_ROLES = ("requester", "agent", "specialist", "supervisor", "product_owner", "admin")
+ORG_KINDS = values(OrgKind)
+USER_ROLES = values(UserRole)
 STAFF_ROLES = frozenset({"agent", "specialist", "supervisor", "admin"})
 INSIGHT_ROLES = frozenset({"product_owner", "supervisor", "admin"})
 PREFECTURES = (

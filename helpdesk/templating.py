@@ -9,13 +9,13 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from helpdesk.common import TOKYO
+from helpdesk.vocabulary import Channel, OrgKind, Status, UserRole, labels
 
-STATUS_LABELS = {"new": _l("新規"), "open": _l("対応中"), "pending": _l("回答待ち"), "escalated": _l("エスカレーション中"),
-                 "resolved": _l("解決済み"), "closed": _l("完了")}
-ROLE_LABELS = {"municipality": _l("自治体"), "clinic": _l("医療機関"), "wholesaler": _l("卸業者"), "common": _l("共通")}
-CHANNEL_LABELS = {"phone": _l("電話"), "web": _l("Web"), "email": _l("メール"), "api": _l("API")}
-USER_ROLE_LABELS = {"requester": _l("利用者"), "agent": _l("オペレーター"), "specialist": _l("専門担当"),
-                    "supervisor": _l("スーパーバイザー"), "product_owner": _l("プロダクトオーナー"), "admin": _l("管理者")}
+STATUS_LABELS = labels(Status)
+#: An organisation's kind, and a manual article's audience ("common": every role).
+ROLE_LABELS = {**labels(OrgKind), "common": _l("共通")}
+CHANNEL_LABELS = labels(Channel)
+USER_ROLE_LABELS = labels(UserRole)
 
 #: (endpoint, label, roles allowed; empty = any signed-in user)
 NAV = [

@@ -12,16 +12,19 @@ import unicodedata
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from helpdesk import vocabulary
 from helpdesk.api.models import WEBHOOK_EVENTS
+from helpdesk.vocabulary import values
 
 CATEGORY_CODES = ("login", "password", "browser", "allocation", "delivery", "vaccination_records", "disposal",
                   "data_correction", "system_error", "other")
-Status = Literal["new", "open", "pending", "escalated", "resolved", "closed"]
-Priority = Literal["P1", "P2", "P3", "P4"]
-Channel = Literal["phone", "web", "email", "api"]
-Tier = Literal["L1", "L2", "dev"]
-OrgKind = Literal["municipality", "clinic", "wholesaler"]
-ArticleRole = Literal["municipality", "clinic", "wholesaler", "common"]
+# The API's enumerations are the vocabulary's codes (helpdesk/vocabulary.py).
+Status = Literal[values(vocabulary.Status)]  # type: ignore[valid-type]
+Priority = Literal[values(vocabulary.Priority)]  # type: ignore[valid-type]
+Channel = Literal[values(vocabulary.Channel)]  # type: ignore[valid-type]
+Tier = Literal[values(vocabulary.Tier)]  # type: ignore[valid-type]
+OrgKind = Literal[values(vocabulary.OrgKind)]  # type: ignore[valid-type]
+ArticleRole = Literal[(*values(vocabulary.OrgKind), "common")]  # type: ignore[valid-type]
 CategoryCode = Literal[CATEGORY_CODES]  # type: ignore[valid-type]
 Lang = Literal["ja", "en"]
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import defer
 from helpdesk.accounts.models import User
 from helpdesk.templating import CHANNEL_LABELS, STATUS_LABELS
 from helpdesk.tickets.models import OPEN_STATUSES, Category, Comment, Ticket, TicketEvent
+from helpdesk.vocabulary import Priority, Tier, labels
 
 FIELD_LABELS = {
     "status": _l("ステータス"), "priority": _l("優先度"), "category": _l("カテゴリ"), "assignee": _l("担当者"),
@@ -25,8 +26,8 @@ FIELD_LABELS = {
     "article": _l("関連マニュアル記事"), "resolved_by_article": _l("解決に使った記事"), "csat": _l("満足度評価"),
     "attachment": _l("添付ファイル"),
 }
-TIER_LABELS = {"L1": _l("L1（一次対応）"), "L2": _l("L2（専門担当）"), "dev": _l("開発")}
-PRIORITY_LABELS = {"P1": _l("P1 緊急"), "P2": _l("P2 高"), "P3": _l("P3 通常"), "P4": _l("P4 低")}
+TIER_LABELS = labels(Tier)
+PRIORITY_LABELS = labels(Priority)
 ACCOUNT_STATE_LABELS = {"invited": _l("招待済み（未利用）"), "activated": _l("利用中"), "disabled": _l("無効")}
 REASON_LABELS = {"requester_reply": _l("お客様の返信"), "reopened_by_reply": _l("お客様の返信で再開"),
                  "merged": _l("統合"), "auto_close": _l("自動クローズ")}

@@ -10,23 +10,23 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.common import TimestampMixin, UTCDateTime, utcnow
 from helpdesk.extensions import db
+from helpdesk.vocabulary import OPEN_STATUSES, TRANSITIONS  # noqa: F401  (the tickets domain imports them from here)
+from helpdesk.vocabulary import Channel, Priority, Status, Tier, check_constraint, values
 
-STATUSES = ("new", "open", "pending", "escalated", "resolved", "closed")
-OPEN_STATUSES = ("new", "open", "pending", "escalated")
-PRIORITIES = ("P1", "P2", "P3", "P4")
-_OPEN_SQL = "status IN ('new', 'open', 'pending', 'escalated')"
-CHANNELS = ("phone", "web", "email", "api")
-TIERS = ("L1", "L2", "dev")
+# The codes as plain tuples (query filters, form choices); the vocabulary is helpdesk/vocabulary.py.
+STATUSES = values(Status)
+PRIORITIES = values(Priority)
+CHANNELS = values(Channel)
+TIERS = values(Tier)
+_OPEN_SQL = f"status IN {tuple(str(s) for s in OPEN_STATUSES)!r}"
 
-#: Allowed status transitions; anything else raises InvalidTransition in the service.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "new": frozenset({"open", "pending", "escalated", "resolved", "closed"}),
-    "open": frozenset({"pending", "escalated", "resolved"}),
-    "pending": frozenset({"open", "escalated", "resolved"}),
-    "escalated": frozenset({"open", "pending", "resolved"}),
-    "resolved": frozenset({"open", "closed"}),
-    "closed": frozenset(),
-}
+
+class TransitionRefused(ValueError):
+    """A status change the ticket does not allow (`before` → `after`)."""
+
+    def __init__(self, before: str, after: str):
+        super().__init__(f"{before} -> {after}")
+        self.before, self.after = before, after
 
 
 def format_ref(ticket_id: int) -> str:
@@ -70,10 +70,10 @@ class Category(db.Model):
 class Ticket(TimestampMixin, db.Model):
     __tablename__ = "tickets"
     __table_args__ = (
-        CheckConstraint(f"status IN {STATUSES!r}", name="status"),
-        CheckConstraint(f"priority IN {PRIORITIES!r}", name="priority"),
-        CheckConstraint(f"channel IN {CHANNELS!r}", name="channel"),
-        CheckConstraint(f"tier IN {TIERS!r}", name="tier"),
+        CheckConstraint(check_constraint("status", Status), name="status"),
+        CheckConstraint(check_constraint("priority", Priority), name="priority"),
+        CheckConstraint(check_constraint("channel", Channel), name="channel"),
+        CheckConstraint(check_constraint("tier", Tier), name="tier"),
         CheckConstraint("csat_score IS NULL OR (csat_score BETWEEN 1 AND 5)", name="csat"),
         # Queue: default view and keyset pagination (created_at desc, id desc).
         Index("ix_tickets_status_created", "status", "created_at", "id"),
@@ -155,6 +155,25 @@ class Ticket(TimestampMixin, db.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    def can_move_to(self, status: str) -> bool:
+        return status in TRANSITIONS.get(self.status, frozenset())
+
+    def move_to(self, status: str, at: dt.datetime) -> str:
+        """Change the status if the current one allows it (else TransitionRefused); returns the old status.
+
+        Keeps the resolved/closed timestamps true: set on arrival, resolved_at cleared on reopening."""
+        if not self.can_move_to(status):
+            raise TransitionRefused(self.status, status)
+        before = self.status
+        self.status = status
+        if status == Status.RESOLVED:
+            self.resolved_at = at
+        elif status == Status.CLOSED:
+            self.closed_at = at
+        elif before == Status.RESOLVED:
+            self.resolved_at = None
+        return before
 
     @property
     def tag_names(self) -> list[str]:

@@ -26,6 +26,7 @@ from helpdesk.templating import CHANNEL_LABELS, STATUS_LABELS
 from helpdesk.text import clean_input, normalize, one_line
 from helpdesk.tickets import effects, live, repository
 from helpdesk.tickets.models import (CHANNELS, OPEN_STATUSES, PRIORITIES, TIERS, TRANSITIONS, Category,
+                                     TransitionRefused,
                                      category_label,
                                      Comment, FormNonce, Ticket, TicketArticle, TicketEvent, TicketLink,
                                      TicketTag, parse_ref)
@@ -268,18 +269,12 @@ def _set_status(session, ticket: Ticket, status: str, actor: Actor, at: dt.datet
                 detail: dict | None = None) -> None:
     if status == ticket.status:
         return
-    if status not in TRANSITIONS.get(ticket.status, ()):
+    try:
+        before = ticket.move_to(status, at or utcnow())
+    except TransitionRefused:
         raise InvalidTransition(_l("ステータスを「%(before)s」から「%(after)s」には変更できません。",
                                    before=STATUS_LABELS.get(ticket.status, ticket.status),
-                                   after=STATUS_LABELS.get(status, status)))
-    before, now = ticket.status, at or utcnow()
-    ticket.status = status
-    if status == "resolved":
-        ticket.resolved_at = now
-    elif status == "closed":
-        ticket.closed_at = now
-    elif before == "resolved":
-        ticket.resolved_at = None
+                                   after=STATUS_LABELS.get(status, status))) from None
     _event(session, ticket, actor, "status", before, status, detail)
 
 

@@ -9,8 +9,10 @@ bp = Blueprint("accounts", __name__, template_folder="templates")
 
 def init_app(app) -> None:
     """Register the accounts pages (the views module adds its routes to `bp` when imported)."""
-    from helpdesk.accounts import admin_views, twofactor_views, views  # noqa: F401  (they import `bp` from here)
+    # The view modules add their routes to `bp` when imported.
+    from helpdesk.accounts import admin_views, oidc, oidc_views, twofactor_views, views  # noqa: F401
 
+    oidc.init_app(app)  # single sign-on settings (OIDC_*), checked at start-up
     app.register_blueprint(bp)
     from helpdesk.accounts.cli import COMMANDS
 

@@ -48,6 +48,9 @@ ACTIONS = {
     "login.succeeded": _l("ログイン成功"),
     "login.twofactor": _l("2段階認証に成功"),
     "login.twofactor_failed": _l("2段階認証に失敗"),
+    "login.sso_succeeded": _l("シングルサインオンでログイン"),
+    "login.sso_refused": _l("シングルサインオンを拒否"),
+    "user.identity_linked": _l("IDプロバイダーのアカウントを紐付け"),
     "security.twofactor_enabled": _l("2段階認証を設定"),
     "security.twofactor_disabled": _l("2段階認証を解除"),
     "security.twofactor_reset": _l("2段階認証をリセット"),
@@ -138,6 +141,8 @@ CSV_HEADER = [_l("日時"), _l("実行者"), _l("氏名"), _l("IPアドレス"),
 
 #: detail keys in words
 KEYS = {
+    "issuer": _l("IDプロバイダー"), "subject": _l("IDプロバイダーの利用者ID"), "newly_linked": _l("初めての紐付け"),
+    "amr": _l("IDプロバイダーでの認証方法"), "acr": _l("IDプロバイダーでの認証レベル"),
     "roles": _l("ロール"), "role": _l("ロール"), "state": _l("状態"), "status": _l("状態"), "reason": _l("理由"),
     "email": _l("メールアドレス"), "name": _l("名前"), "phone": _l("電話番号"), "locale": _l("表示言語"),
     "organisation_id": _l("組織"), "organisation": _l("組織"), "locked_until": _l("ロック期限"),
@@ -198,7 +203,14 @@ def _vocabulary(key: str) -> dict:
 
     states = {"invited": _l("招待中"), "activated": _l("利用開始"), "disabled": _l("無効"), "locked": _l("ロック中")}
     reasons = {"unknown": _l("登録のないログインID"), "disabled": _l("無効なアカウント"), "locked": _l("ロック中"),
-               "denied": _l("拒否"), "ok": _l("成功")}
+               "denied": _l("拒否"), "ok": _l("成功"),
+               # single sign-on (accounts/oidc.py)
+               "not_staff": _l("職員ではない"), "domain": _l("許可されていないドメイン"),
+               "email_unverified": _l("メールアドレスが未確認"), "no_email": _l("メールアドレスなし"),
+               "identity_conflict": _l("別のIDプロバイダー利用者と紐付け済み"), "state": _l("要求と応答が一致しない"),
+               "id_token": _l("IDトークンが正しくない"), "token": _l("トークン発行を拒否された"),
+               "provider_error": _l("IDプロバイダーがログインを完了しなかった"),
+               "unreachable": _l("IDプロバイダーに接続できない")}
     problem = {"candidate": _l("候補"), "accepted": _l("受理済み"), "sent": _l("開発へ送付済み"),
                "fixed": _l("修正済み"), "verified": _l("効果確認済み")}
     if key in ("roles", "role"):

@@ -20,8 +20,11 @@ _ALWAYS_ALLOWED = {"accounts.login", "accounts.logout", "accounts.change_passwor
 
 @bp.before_app_request
 def _force_password_change():
-    """A user with an initial password must set their own before anything else."""
-    if (current_user.is_authenticated and current_user.must_change_password
+    """A user with an initial password must set their own before anything else.
+
+    Not in a session opened through single sign-on: that person does not use the password.
+    """
+    if (current_user.is_authenticated and current_user.must_change_password and not session.get("sso")
             and request.endpoint not in _ALWAYS_ALLOWED and not request.path.startswith("/api/")):
         return redirect(url_for("accounts.change_password", next=request.full_path.rstrip("?")))
 

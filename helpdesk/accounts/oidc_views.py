@@ -1,0 +1,178 @@
+"""Single sign-on pages: send a staff member to the identity provider, take them back, open the session.
+
+Authlib's Flask client runs the authorization code flow: it makes the state, the nonce and the PKCE
+verifier (S256), keeps them in the signed session cookie, exchanges the code at the token endpoint
+and checks the id_token (signature against the provider's JWKS; iss, aud, exp, iat and nonce against
+`oidc.claims_options` and what we sent). Who may then sign in is decided in `oidc.sign_in`.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import requests
+from authlib.integrations.base_client.errors import MismatchingStateError, OAuthError
+from authlib.integrations.flask_client import OAuth
+from flask import abort, current_app, flash, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user
+from joserfc.errors import JoseError
+
+from helpdesk.accounts import bp, oidc, twofactor_views
+from helpdesk.auth import public
+from helpdesk.extensions import db, limiter
+from helpdesk.routing import external_url
+from helpdesk.security import client_ip, safe_next
+
+logger = logging.getLogger(__name__)
+
+NEXT = "sso_next"          # where to go after signing in, kept across the trip to the provider
+STARTED = "sso_started"    # when the trip began: a callback much later is refused
+SSO_SESSION = "sso"        # this session was opened through the identity provider
+MAX_TRIP_SECONDS = 600
+_STATE_PREFIX = "_state_oidc_"  # Authlib's session keys for the state/nonce/verifier of a trip
+_lock = threading.Lock()
+
+_FAILED = "シングルサインオンでログインできませんでした。もう一度お試しください。続く場合は管理者にお問い合わせください。"
+_UNREACHABLE = ("IDプロバイダーに接続できませんでした。しばらくしてからもう一度お試しいただくか、"
+                "ログインID（メールアドレス）とパスワードでログインしてください。")
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _settings() -> oidc.Settings:
+    cfg = oidc.settings(current_app.config)
+    if cfg is None:
+        abort(404)
+    return cfg
+
+
+def _client(cfg: oidc.Settings):
+    """The Authlib client for these settings, made once per process (and again if the settings change)."""
+    app = current_app._get_current_object()
+    held = app.extensions.get("helpdesk.oidc")
+    if held is not None and held[0] == cfg:
+        return held[1]
+    with _lock:
+        held = app.extensions.get("helpdesk.oidc")
+        if held is not None and held[0] == cfg:
+            return held[1]
+        client = OAuth(app).register(
+            "oidc", client_id=cfg.client_id, client_secret=cfg.client_secret,
+            server_metadata_url=cfg.metadata_url,
+            client_kwargs={"scope": cfg.scopes, "code_challenge_method": "S256", "default_timeout": 10})
+        app.extensions["helpdesk.oidc"] = (cfg, client)
+        return client
+
+
+class _IssuerMismatch(ValueError):
+    pass
+
+
+def _check_metadata(client, cfg: oidc.Settings) -> None:
+    # The discovery document must name the issuer we were configured with (OpenID Connect Discovery §4.3):
+    # otherwise tokens would be checked against another provider's name.
+    metadata = client.load_server_metadata()
+    if metadata.get("issuer") != cfg.issuer:
+        raise _IssuerMismatch(f"discovery says issuer {metadata.get('issuer')!r}, configured {cfg.issuer!r}")
+
+
+@bp.app_template_global()
+def sso_login_label() -> str | None:
+    """The text of the login page's single sign-on button, or None when it is not configured."""
+    try:
+        cfg = oidc.settings(current_app.config)
+    except oidc.ConfigError:
+        return None
+    if cfg is None:
+        return None
+    return cfg.button_label or _("シングルサインオンでログイン")
+
+
+# A link (GET), not a form: the trip leaves the site, and a form submission redirected to another origin
+# is blocked by our Content-Security-Policy (form-action 'self'). Starting the trip changes nothing here;
+# the state checked on return is what ties the answer to this browser.
+@bp.get("/login/sso")
+@public
+@limiter.limit(_login_limit)
+def sso_start():
+    cfg = _settings()
+    if current_user.is_authenticated:
+        return redirect(url_for("core.index"))
+    client = _client(cfg)
+    try:
+        _check_metadata(client, cfg)
+    except (requests.RequestException, ValueError) as exc:
+        logger.warning("OIDC provider %s unusable: %s", cfg.issuer, exc)
+        flash(_(_UNREACHABLE), "error")
+        return redirect(url_for("accounts.login"))
+    for key in [k for k in session if k.startswith(_STATE_PREFIX)]:
+        session.pop(key)  # one trip at a time per browser: an older, abandoned one ends here
+    session[NEXT] = safe_next(request.args.get("next")) or ""
+    session[STARTED] = time.time()
+    return client.authorize_redirect(external_url("accounts.sso_callback"))
+
+
+def _failed(cfg: oidc.Settings, reason: str, error: str | None = None, message: str = _FAILED):
+    logger.info("OIDC sign-in refused (%s): %s", reason, error)
+    db.session.rollback()
+    oidc.record_failure(db.session, cfg, reason, client_ip(), error)
+    for key in [k for k in session if k.startswith(_STATE_PREFIX)] + [NEXT, STARTED]:
+        session.pop(key, None)
+    flash(_(message), "error")
+    return redirect(url_for("accounts.login"))
+
+
+@bp.get("/login/sso/callback")
+@public
+@limiter.limit(_login_limit)
+def sso_callback():
+    cfg = _settings()
+    if request.args.get("error"):  # the person cancelled, or the provider refused them
+        return _failed(cfg, "provider_error", request.args.get("error"),
+                       "IDプロバイダーでのログインが完了しませんでした。もう一度お試しください。")
+    if time.time() - float(session.get(STARTED) or 0) > MAX_TRIP_SECONDS:
+        return _failed(cfg, "state", "no trip started in this browser, or it is older than 10 minutes")
+    client = _client(cfg)
+    try:
+        _check_metadata(client, cfg)
+        token = client.authorize_access_token(claims_options=oidc.claims_options(cfg), leeway=60)
+    except MismatchingStateError as exc:
+        return _failed(cfg, "state", str(exc))
+    except OAuthError as exc:  # the token endpoint refused the code (used, expired, wrong verifier)
+        return _failed(cfg, "token", f"{exc.error}: {exc.description}")
+    except JoseError as exc:  # the id_token: signature, issuer, audience, expiry or nonce
+        return _failed(cfg, "id_token", f"{type(exc).__name__}: {exc}")
+    except (requests.RequestException, ValueError) as exc:
+        return _failed(cfg, "unreachable", f"{type(exc).__name__}: {exc}", _UNREACHABLE)
+    claims = token.get("userinfo")
+    if not claims:  # a token answer without an id_token proves nobody's identity
+        return _failed(cfg, "id_token", "no id_token in the token response")
+    next_url = session.get(NEXT)
+    try:
+        user = oidc.sign_in(db.session, cfg, dict(claims), client_ip())
+    except oidc.SsoRefused as exc:
+        for key in (NEXT, STARTED):
+            session.pop(key, None)
+        flash(_(exc.message), "error")
+        return redirect(url_for("accounts.login"))
+    return _open_session(user, next_url)
+
+
+def _open_session(user, next_url: str | None):
+    lang = session.get("lang")
+    session.clear()  # a fresh session at sign-in (no fixation)
+    if lang:
+        session["lang"] = lang
+    login_user(user)
+    now = time.time()
+    session["login_at"] = session["seen_at"] = now
+    # The provider authenticated the person, with its own second factor if the organisation requires one
+    # (see README "Single sign-on"): the desk's TOTP step and enrolment gate apply to password sign-in.
+    session[twofactor_views.VERIFIED] = True
+    session[SSO_SESSION] = True
+    session.permanent = True
+    return redirect(safe_next(next_url) or url_for("core.index"))

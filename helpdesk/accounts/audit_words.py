@@ -41,6 +41,7 @@ ACTIONS = {
     "backup.restored": _l("バックアップから復元"),
     "contact.created_from_call": _l("電話から連絡先を登録"),
     "contact.created_from_mail": _l("メールから連絡先を登録"),
+    "mail.import_failed": _l("受信メールの取り込みに失敗"),
     "demo.loaded": _l("デモデータを読み込み"),
     "insights.groups_refreshed": _l("繰り返し発生グループを再計算"),
     "login.failed": _l("ログイン失敗"),
@@ -126,6 +127,7 @@ ACTIONS = {
 }
 
 OBJECT_TYPES = {
+    "mail": _l("メール"),
     "user": _l("利用者"), "ticket": _l("お問い合わせ"), "problem": _l("課題"), "organisation": _l("組織"),
     "api_token": _l("APIトークン"), "webhook_subscription": _l("Webhook"), "sla_policy": _l("SLAポリシー"),
     "sla_closed_day": _l("休業日"), "sla_desk_settings": _l("営業時間"), "recurring_run": _l("繰り返し発生の計算"),
@@ -141,6 +143,7 @@ CSV_HEADER = [_l("日時"), _l("実行者"), _l("氏名"), _l("IPアドレス"),
 
 #: detail keys in words
 KEYS = {
+    "folder": _l("フォルダ"), "uid": _l("メールの番号（UID）"), "message_id": _l("メッセージID"), "sender": _l("差出人"),
     "issuer": _l("IDプロバイダー"), "subject": _l("IDプロバイダーの利用者ID"), "newly_linked": _l("初めての紐付け"),
     "amr": _l("IDプロバイダーでの認証方法"), "acr": _l("IDプロバイダーでの認証レベル"),
     "roles": _l("ロール"), "role": _l("ロール"), "state": _l("状態"), "status": _l("状態"), "reason": _l("理由"),

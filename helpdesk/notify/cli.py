@@ -1,4 +1,4 @@
-"""`helpdesk notify sweep` (cron, every minute) and `helpdesk mail-in` (the inbound e-mail channel)."""
+"""`helpdesk notify sweep` (cron, every minute), `helpdesk mail-in` (SMTP) and `helpdesk mail poll-imap` (IMAP)."""
 from __future__ import annotations
 
 import json
@@ -69,4 +69,72 @@ def mail_in_cli(host: str, port: int, path: str | None) -> None:
         controller.stop()
 
 
-COMMANDS = [notify_cli, mail_in_cli]
+mail_cli = AppGroup("mail", help="Inbound mail from a mailbox (IMAP polling).")
+
+
+def _imap_settings(interval: float | None = None):
+    from helpdesk.notify.imap import ImapConfigError, ImapSettings
+
+    config = dict(current_app.config)
+    if interval is not None:
+        config["IMAP_INTERVAL"] = interval
+    try:
+        return ImapSettings.from_config(config)
+    except ImapConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@mail_cli.command("poll-imap")
+@click.option("--once", is_flag=True, help="one round, then exit (cron); exit status 1 if it failed")
+@click.option("--interval", type=click.FloatRange(min=1), default=None,
+              help="seconds between rounds (default IMAP_INTERVAL, 60)")
+@click.option("--retry-failed", is_flag=True, help="put the messages set aside as failed back and exit")
+def poll_imap_command(once: bool, interval: float | None, retry_failed: bool) -> None:
+    """Import unseen mail from an IMAP mailbox as tickets and replies (the SMTP receiver's alternative)."""
+    from helpdesk.notify import imap
+
+    app = current_app._get_current_object()
+    if not (app.config.get("BASE_URL") or app.testing or app.config.get("HELPDESK_DEMO")):
+        # Tickets created here send mail whose links must point at the public address.
+        raise click.ClickException("BASE_URL is not set: export BASE_URL=https://<public host> first.")
+    settings = _imap_settings(interval)
+    logging.basicConfig(level=logging.INFO)
+    if retry_failed:
+        poller = imap.MailboxPoller(settings)
+        try:
+            click.echo(json.dumps({"requeued": poller.retry_failed()}))
+        except (imap.imaplib.IMAP4.error, OSError) as exc:
+            raise click.ClickException(f"{settings.where}: {exc}") from None
+        finally:
+            poller.close()
+        return
+    stop = threading.Event()
+    if not once:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        click.echo(f"polling {settings.where} every {settings.interval:g} s"
+                   f"{' (IDLE between rounds)' if settings.idle else ''} — Ctrl+C to stop")
+    try:
+        failed = imap.run(app, settings, once=once, stop=stop,
+                          on_report=lambda r: click.echo(json.dumps(r.as_dict(), ensure_ascii=False)))
+    except KeyboardInterrupt:
+        failed = 0
+    if once and failed:
+        raise SystemExit(1)
+
+
+@mail_cli.command("check-imap")
+def check_imap_command() -> None:
+    """Log in to the mailbox and print what waits there (unread, set aside as failed); changes nothing."""
+    from helpdesk.notify import imap
+
+    settings = _imap_settings()
+    poller = imap.MailboxPoller(settings)
+    try:
+        click.echo(json.dumps(poller.status(), ensure_ascii=False))
+    except (imap.imaplib.IMAP4.error, OSError) as exc:
+        raise click.ClickException(f"{settings.where}: {exc}") from None
+    finally:
+        poller.close()
+
+
+COMMANDS = [notify_cli, mail_in_cli, mail_cli]

@@ -378,43 +378,53 @@ class Preview:
 
 
 def preview_action(session, action: dict, ticket: Ticket) -> str:
-    """What one action would do to `ticket` now, in words; nothing is written."""
+    """What one action would do to `ticket` now, in words of the UI language; nothing is written."""
+    from flask_babel import gettext as _
+
     kind, value = action.get("kind"), action.get("value")
     if kind == "set_priority":
-        return f"優先度 {ticket.priority} → {value}" if ticket.priority != value else f"変更なし（優先度は既に {value}）"
+        if ticket.priority == value:
+            return _("変更なし（優先度は既に %(v)s）", v=value)
+        return _("優先度 %(a)s → %(b)s", a=ticket.priority, b=value)
     if kind == "set_category":
         before = ticket.category.code if ticket.category else None
-        return f"カテゴリ {before or '—'} → {value}" if before != value else f"変更なし（カテゴリは既に {value}）"
+        if before == value:
+            return _("変更なし（カテゴリは既に %(v)s）", v=value)
+        return _("カテゴリ %(a)s → %(b)s", a=before or "—", b=value)
     if kind == "set_status":
         from helpdesk.tickets.models import TRANSITIONS
 
         if ticket.status == value:
-            return f"変更なし（ステータスは既に {value}）"
+            return _("変更なし（ステータスは既に %(v)s）", v=value)
         if value not in TRANSITIONS.get(ticket.status, ()):
-            return f"実行できません（{ticket.status} から {value} には変更できません）"
-        return f"ステータス {ticket.status} → {value}"
+            return _("実行できません（%(a)s から %(b)s には変更できません）", a=ticket.status, b=value)
+        return _("ステータス %(a)s → %(b)s", a=ticket.status, b=value)
     if kind == "assign_agent":
         user = session.get(User, int(value))
         name = user.name if user else value
-        return f"担当者 → {name}" if ticket.assignee_id != int(value) else f"変更なし（既に {name}）"
+        if ticket.assignee_id == int(value):
+            return _("変更なし（担当者は既に %(v)s）", v=name)
+        return _("担当者 → %(v)s", v=name)
     if kind == "assign_group":
         if TIERS.index(value) <= TIERS.index(ticket.tier):
-            return f"変更なし（グループは既に {ticket.tier}）"
-        return f"グループ {ticket.tier} → {value}"
+            return _("変更なし（グループは既に %(v)s）", v=ticket.tier)
+        return _("グループ %(a)s → %(b)s", a=ticket.tier, b=value)
     if kind == "add_tag":
-        return f"タグ {value} を追加" if value not in ticket.tag_names else f"変更なし（タグ {value} は既にあり）"
+        if value in ticket.tag_names:
+            return _("変更なし（タグ %(v)s は既にあり）", v=value)
+        return _("タグ %(v)s を追加", v=value)
     if kind == "add_note":
-        return "内部メモを追加: " + fill(action.get("text") or "", ticket)[:80]
+        return _("内部メモを追加: %(v)s", v=fill(action.get("text") or "", ticket)[:80])
     if kind == "send_mail":
         user = ticket.requester if value == "requester" else ticket.assignee
         if user is None:
-            return "メールなし（送信先がいません）"
-        return f"メール「{fill(action.get('subject') or '', ticket)[:60]}」→ {user.email}"
+            return _("メールなし（送信先がいません）")
+        return _("メール「%(s)s」→ %(to)s", s=fill(action.get("subject") or "", ticket)[:60], to=user.email)
     if kind == "webhook":
         from helpdesk.api.models import WebhookSubscription
 
         sub = session.get(WebhookSubscription, int(value))
-        return f"Webhook「{sub.name}」に送信" if sub is not None else "Webhook が見つかりません"
+        return _("Webhook「%(v)s」に送信", v=sub.name) if sub is not None else _("Webhook が見つかりません")
     return str(kind)
 
 

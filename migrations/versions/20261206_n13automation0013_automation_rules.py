@@ -1,7 +1,7 @@
 """Automation rules (issue 17.1): rules with conditions/actions and the record of each application.
 
 Revision ID: n13automation0013
-Revises: k10bigram0010
+Revises: l11userimport0011
 Create Date: 2026-12-06
 """
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from helpdesk.common import UTCDateTime
 
 revision = "n13automation0013"
-down_revision = "k10bigram0010"
+down_revision = "l11userimport0011"
 branch_labels = None
 depends_on = None
 

@@ -410,9 +410,9 @@ def _import_row(public_id: str) -> bulk_import.UserImport:
 def admin_import_show(public_id: str):
     row = _import_row(public_id)
     if row.status == "checked":
-        return render_template("accounts/import_check.html", row=row, plan=row.plan, form=ImportConfirmForm(),
-                               details=bulk_import.DETAILS)
-    return render_template("accounts/import_progress.html", row=row)
+        return render_template("accounts/import_check.html", row=row, plan=bulk_import.for_display(row.plan),
+                               form=ImportConfirmForm(), details=bulk_import.DETAILS)
+    return render_template("accounts/import_progress.html", row=row, refused=bulk_import.refused_rows(row.result))
 
 
 @bp.post("/admin/users/import/<public_id>/confirm")
@@ -431,8 +431,8 @@ def admin_import_confirm(public_id: str):
             flash(str(exc), "error")
             return redirect(url_for("accounts.admin_import_show", public_id=row.public_id))
         form.renames_ok.errors = [str(exc)]
-        return render_template("accounts/import_check.html", row=row, plan=row.plan, form=form,
-                               details=bulk_import.DETAILS), 422
+        return render_template("accounts/import_check.html", row=row, plan=bulk_import.for_display(row.plan),
+                               form=form, details=bulk_import.DETAILS), 422
     return redirect(url_for("accounts.admin_import_show", public_id=row.public_id))
 
 
@@ -458,7 +458,7 @@ def admin_import_refused(public_id: str):
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([_("行"), _("理由")])
-    writer.writerows((line, csv_safe(message)) for line, message in source.get("errors", []))
+    writer.writerows((line, csv_safe(message)) for line, message in bulk_import.refused_rows(source))
     audit.record(db.session, _actor(), "users.import_refused_exported", "user_import", row.public_id,
                  {"file": row.filename, "rows": len(source.get("errors", []))})
     db.session.commit()

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from helpdesk import audit
+from helpdesk import audit, i18n
 from helpdesk.accounts import importer
 from helpdesk.accounts.models import User, UserImport
 from helpdesk.audit import Actor
@@ -42,9 +42,24 @@ class ImportConfirmError(Exception):
 
 
 def _plan(result: importer.ImportResult) -> dict[str, Any]:
-    return {"counts": result.counts(), "errors": [list(e) for e in result.errors[:MAX_ERRORS_KEPT]],
+    return {"counts": result.counts(), "errors": _kept_errors(result),
             "errors_total": len(result.errors), "org_renames": result.org_renames, "orgs_new": result.orgs_new,
             "created_users": result.created_users, "updated_users": result.updated_users}
+
+
+def _kept_errors(result: importer.ImportResult) -> list:
+    # Kept as message id + parameters, so the pages show them in the reader's language.
+    return [[line, i18n.dump(message)] for line, message in result.errors[:MAX_ERRORS_KEPT]]
+
+
+def refused_rows(source: dict | None) -> list[tuple[int, str]]:
+    """The refused lines of a plan or result as (line, reason in the current language)."""
+    return [(line, i18n.render(message)) for line, message in (source or {}).get("errors", [])]
+
+
+def for_display(source: dict | None) -> dict:
+    """A plan or result with its refused-line reasons in the current language."""
+    return {**(source or {}), "errors": refused_rows(source)}
 
 
 def find(session, public_id: str) -> UserImport | None:
@@ -172,7 +187,7 @@ def run_user_import(import_id: int) -> None:
         progress.close()
     session.execute(update(UserImport).where(UserImport.id == import_id).values(
         status="done", done=total, finished_at=utcnow(), data=None,
-        result={"counts": result.counts(), "errors": [list(e) for e in result.errors[:MAX_ERRORS_KEPT]],
+        result={"counts": result.counts(), "errors": _kept_errors(result),
                 "errors_total": len(result.errors), "org_renames": result.org_renames}))
     session.commit()
 

@@ -106,7 +106,7 @@ def create_admin_cli(email: str, name: str, password_stdin: bool) -> None:
             "もう一度 / repeat", "2回の入力が一致しません / the two entries differ"))
     problems = policy_errors(password, email)
     if problems:
-        raise click.ClickException("このパスワードは使えません / password refused: " + " ".join(problems))
+        raise click.ClickException("このパスワードは使えません / password refused: " + " ".join(str(p) for p in problems))
     actor = Actor.system("cli:create-admin")
     existing = find_user_by_email(db.session, email)
     try:

@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
 from helpdesk import audit
@@ -28,6 +29,7 @@ from helpdesk.accounts import kana
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
 from helpdesk.common import ORG_KINDS, PREFECTURES, USER_ROLES, utcnow
+from helpdesk.templating import ROLE_LABELS
 
 COLUMNS = ("email", "name", "org_code", "org_name", "org_kind", "prefecture", "roles")
 CHUNK = 5000
@@ -109,7 +111,8 @@ def decode(data: bytes) -> tuple[str, str]:
         try:
             return data[3:].decode("utf-8"), "UTF-8 (BOM)"
         except UnicodeDecodeError as exc:
-            raise ImportFileError(f"UTF-8 の BOM がありますが、{exc.start} バイト目が UTF-8 として読めません。") from exc
+            raise ImportFileError(_l("UTF-8 の BOM がありますが、%(byte)s バイト目が UTF-8 として読めません。",
+                                     byte=exc.start)) from exc
     try:
         return data.decode("utf-8"), "UTF-8"
     except UnicodeDecodeError:
@@ -117,8 +120,8 @@ def decode(data: bytes) -> tuple[str, str]:
     try:
         return data.decode("cp932"), "Shift_JIS (cp932)"
     except UnicodeDecodeError as exc:
-        raise ImportFileError("文字コードを判別できません。UTF-8 または Shift_JIS（cp932）で保存してください"
-                              f"（{exc.start} バイト目が読めません）。") from exc
+        raise ImportFileError(_l("文字コードを判別できません。UTF-8 または Shift_JIS（cp932）で保存してください"
+                                 "（%(byte)s バイト目が読めません）。", byte=exc.start)) from exc
 
 
 def read_rows(text: str) -> tuple[list[str], Iterable[tuple[int, dict[str, str]]]]:
@@ -128,12 +131,13 @@ def read_rows(text: str) -> tuple[list[str], Iterable[tuple[int, dict[str, str]]
     try:
         header = next(reader)
     except StopIteration:
-        raise ImportFileError("ファイルが空です。1行目に見出し（" + ",".join(COLUMNS) + "）が必要です。") from None
+        raise ImportFileError(_l("ファイルが空です。1行目に見出し（%(columns)s）が必要です。",
+                                 columns=",".join(COLUMNS))) from None
     header = [unicodedata.normalize("NFKC", h).strip().lower() for h in header]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
-        raise ImportFileError("1行目の見出しに次の列がありません: " + ", ".join(missing)
-                              + "（必要な列: " + ",".join(COLUMNS) + "）")
+        raise ImportFileError(_l("1行目の見出しに次の列がありません: %(missing)s（必要な列: %(columns)s）",
+                                 missing=", ".join(missing), columns=",".join(COLUMNS)))
 
     def rows():
         for values in reader:
@@ -163,49 +167,51 @@ def _norm(value: str | None, max_len: int = 500) -> str:
 def validate_row(line: int, row: dict[str, str] | None) -> tuple[Line | None, list[str]]:
     """Check one row; return the cleaned line or the plain-language reasons it was refused."""
     if row is None:
-        return None, ["列の数が見出しより多くなっています（カンマの入った値は \"\" で囲んでください）。"]
+        return None, [_l("列の数が見出しより多くなっています（カンマの入った値は \"\" で囲んでください）。")]
     errors: list[str] = []
     email = _norm(row.get("email")).lower()
     if not email:
-        errors.append("メールアドレス（email）が空です。")
+        errors.append(_l("メールアドレス（email）が空です。"))
     elif len(email) > 254 or not _EMAIL.match(email):
-        errors.append(f"メールアドレスの形式が正しくありません: {email[:80]}")
+        errors.append(_l("メールアドレスの形式が正しくありません: %(email)s", email=email[:80]))
     name = _norm(row.get("name"))
     if not name:
-        errors.append("氏名（name）が空です。")
+        errors.append(_l("氏名（name）が空です。"))
     elif len(name) > 200:
-        errors.append("氏名（name）が長すぎます（200文字まで）。")
+        errors.append(_l("氏名（name）が長すぎます（200文字まで）。"))
     org_code = _norm(row.get("org_code"))
     kind_raw = _norm(row.get("org_kind"))
     kind = KIND_ALIASES.get(kind_raw, kind_raw.lower())
     if kind not in ORG_KINDS:
-        errors.append(f"組織区分（org_kind）「{kind_raw[:40]}」は使えません。municipality / clinic / wholesaler の"
-                      "いずれかにしてください。" if kind_raw else
-                      "組織区分（org_kind）が空です。municipality / clinic / wholesaler のいずれかを入れてください。")
+        errors.append(_l("組織区分（org_kind）「%(kind)s」は使えません。municipality / clinic / wholesaler の"
+                         "いずれかにしてください。", kind=kind_raw[:40]) if kind_raw else
+                      _l("組織区分（org_kind）が空です。municipality / clinic / wholesaler のいずれかを入れてください。"))
     if not org_code:
-        errors.append("組織コード（org_code）が空です。")
+        errors.append(_l("組織コード（org_code）が空です。"))
     elif not _ORG_CODE.match(org_code):
-        errors.append(f"組織コード（org_code）「{org_code[:40]}」は英数字・ハイフン32文字以内にしてください。")
+        errors.append(_l("組織コード（org_code）「%(code)s」は英数字・ハイフン32文字以内にしてください。", code=org_code[:40]))
     elif kind == "municipality" and not (len(org_code) == 6 and org_code.isdigit()):
-        errors.append(f"自治体の組織コード「{org_code}」は6桁の数字（全国地方公共団体コード）にしてください。")
+        errors.append(_l("自治体の組織コード「%(code)s」は6桁の数字（全国地方公共団体コード）にしてください。", code=org_code))
     org_name = _norm(row.get("org_name"))
     if len(org_name) > 200:
-        errors.append("組織名（org_name）が長すぎます（200文字まで）。")
+        errors.append(_l("組織名（org_name）が長すぎます（200文字まで）。"))
     pref_raw = _norm(row.get("prefecture"))
     prefecture = None
     if pref_raw:
         prefecture = pref_raw if pref_raw in PREFECTURES else _PREF_BY_STEM.get(pref_raw)
         if prefecture is None:
-            errors.append(f"都道府県（prefecture）「{pref_raw[:20]}」が分かりません（例: 東京都、大阪府、北海道）。")
+            errors.append(_l("都道府県（prefecture）「%(value)s」が分かりません（例: 東京都、大阪府、北海道）。",
+                                 value=pref_raw[:20]))
     elif kind == "municipality":
-        errors.append("自治体の都道府県（prefecture）が空です。")
+        errors.append(_l("自治体の都道府県（prefecture）が空です。"))
     parent_code = _norm(row.get("parent_code")) or None
     if kind == "clinic" and org_code and parent_code is None:
         if len(org_code) == 10 and org_code.isdigit():
             parent_code = org_code[:6]
         else:
-            errors.append(f"医療機関の組織コード「{org_code[:40]}」から所属自治体が分かりません。"
-                          "「自治体コード6桁＋4桁」の10桁にするか、parent_code 列に自治体コードを入れてください。")
+            errors.append(_l("医療機関の組織コード「%(code)s」から所属自治体が分かりません。"
+                             "「自治体コード6桁＋4桁」の10桁にするか、parent_code 列に自治体コードを入れてください。",
+                             code=org_code[:40]))
     if kind != "clinic":
         parent_code = None
     roles_raw = _norm(row.get("roles"))
@@ -215,19 +221,21 @@ def validate_row(line: int, row: dict[str, str] | None) -> tuple[Line | None, li
             continue
         role = ROLE_ALIASES.get(token, token.lower())
         if role == "admin":
-            errors.append("管理者（admin）の権限は一括登録では付与できません。管理画面で付与してください。")
+            errors.append(_l("管理者（admin）の権限は一括登録では付与できません。管理画面で付与してください。"))
         elif role not in IMPORTABLE_ROLES:
-            errors.append(f"権限（roles）「{token[:30]}」は使えません。使える値: " + ", ".join(IMPORTABLE_ROLES))
+            errors.append(_l("権限（roles）「%(role)s」は使えません。使える値: %(allowed)s", role=token[:30],
+                                 allowed=", ".join(IMPORTABLE_ROLES)))
         elif role not in roles:
             roles.append(role)
     if errors:
         return None, errors
     readings = {}
-    for key, label in (("name_kana", "氏名の読み（name_kana）"), ("org_name_kana", "組織名の読み（org_name_kana）")):
+    for key, label in (("name_kana", _l("氏名の読み（name_kana）")), ("org_name_kana", _l("組織名の読み（org_name_kana）"))):
         try:
             readings[key] = kana.normalize_reading(_norm(row.get(key)))
         except ValueError:
-            errors.append(f"{label}はひらがなかカタカナで入力してください: {_norm(row.get(key))[:40]}")
+            errors.append(_l("%(label)sはひらがなかカタカナで入力してください: %(value)s", label=label,
+                             value=_norm(row.get(key))[:40]))
     if errors:
         return None, errors
     return Line(line, email, name, org_code, org_name, kind, prefecture, " ".join(roles or ["requester"]),
@@ -365,12 +373,14 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
         item, errors = validate_row(line_no, row)
         if item is not None:
             if item.email in seen_email:
-                errors = [f"同じメールアドレスが {seen_email[item.email]} 行目にもあります（1人1行にしてください）。"]
+                errors = [_l("同じメールアドレスが %(line)s 行目にもあります（1人1行にしてください）。",
+                               line=seen_email[item.email])]
             else:
                 first = org_facts.get(item.org_code)
                 if first is not None and first.org_kind != item.org_kind:
-                    errors = [f"組織コード {item.org_code} の組織区分が {first.line} 行目（{first.org_kind}）と"
-                              f"異なります（{item.org_kind}）。"]
+                    errors = [_l("組織コード %(code)s の組織区分が %(line)s 行目（%(first)s）と異なります（%(kind)s）。",
+                                 code=item.org_code, line=first.line, first=ROLE_LABELS[first.org_kind],
+                                 kind=ROLE_LABELS[item.org_kind])]
         if errors:
             result.errors.extend((line_no, e) for e in errors)
             continue
@@ -390,18 +400,19 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
     for item in lines:
         known = existing_orgs.get(item.org_code)
         if known is not None and known.kind != item.org_kind:
-            refuse(item, f"組織コード {item.org_code} は既に「{known.kind}」として登録されています"
-                         f"（この行は {item.org_kind}）。")
+            refuse(item, _l("組織コード %(code)s は既に「%(known)s」として登録されています（この行は %(kind)s）。",
+                            code=item.org_code, known=ROLE_LABELS.get(known.kind, known.kind),
+                            kind=ROLE_LABELS[item.org_kind]))
         elif known is None and not item.org_name:
-            refuse(item, f"組織コード {item.org_code} は未登録のため、組織名（org_name）が必要です。")
+            refuse(item, _l("組織コード %(code)s は未登録のため、組織名（org_name）が必要です。", code=item.org_code))
         elif item.org_kind == "clinic":
             parent = existing_orgs.get(item.parent_code)
             in_file = org_facts.get(item.parent_code)
             if parent is not None and parent.kind != "municipality" or (
                     parent is None and (in_file is None or in_file.org_kind != "municipality"
                                         or in_file.line in bad_lines)):
-                refuse(item, f"医療機関の所属自治体（コード {item.parent_code}）が登録されていません。"
-                             "先に自治体を登録するか、同じファイルに自治体の行を入れてください。")
+                refuse(item, _l("医療機関の所属自治体（コード %(code)s）が登録されていません。"
+                                "先に自治体を登録するか、同じファイルに自治体の行を入れてください。", code=item.parent_code))
     if bad_lines:
         lines = [i for i in lines if i.line not in bad_lines]
         # An organisation only named by refused lines is not created.
@@ -459,8 +470,9 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
         for item in lines:
             if item.org_code in blocked:
                 old_name, new_name = blocked[item.org_code]
-                refuse(item, f"組織コード {item.org_code} の組織名の変更（{old_name} → {new_name}）が確認されていないため、"
-                             "この行は取り込みませんでした。確認画面からやり直してください。")
+                refuse(item, _l("組織コード %(code)s の組織名の変更（%(old)s → %(new)s）が確認されていないため、"
+                                "この行は取り込みませんでした。確認画面からやり直してください。",
+                                code=item.org_code, old=old_name, new=new_name))
         lines = [i for i in lines if i.line not in bad_lines]
     if renames:
         members = dict(session.execute(select(User.organisation_id, func.count(User.id))
@@ -488,7 +500,8 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
                                                                                   reading):
             result.unchanged += 1
         elif "admin" in known.roles.split():
-            refuse(item, f"{item.email} は管理者のアカウントのため、一括登録では変更できません（管理画面で変更してください）。")
+            refuse(item, _l("%(email)s は管理者のアカウントのため、一括登録では変更できません（管理画面で変更してください）。",
+                            email=item.email))
         else:
             changed_users.append({"id": known.id, "name": item.name, "roles": item.roles, "name_kana": reading,
                                   "organisation_id": org_id, "updated_at": now})

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask_babel import lazy_gettext as _l
 
 _hasher = PasswordHasher()
 # A fixed hash to verify against when the account does not exist, so timing does not reveal it.
@@ -26,13 +27,13 @@ def policy_errors(password: str, email: str = "") -> list[str]:
     """Plain-language reasons a new password is refused (empty list = acceptable)."""
     errors = []
     if len(password) < MIN_LENGTH:
-        errors.append(f"パスワードは{MIN_LENGTH}文字以上にしてください。")
+        errors.append(_l("パスワードは%(n)s文字以上にしてください。", n=MIN_LENGTH))
     if len(password) > 128:
-        errors.append("パスワードは128文字以内にしてください。")
+        errors.append(_l("パスワードは128文字以内にしてください。"))
     kinds = sum([any(c.islower() for c in password), any(c.isupper() for c in password),
                  any(c.isdigit() for c in password), any(not c.isalnum() for c in password)])
     if kinds < 3:
-        errors.append("英大文字・英小文字・数字・記号のうち3種類以上を使ってください。")
+        errors.append(_l("英大文字・英小文字・数字・記号のうち3種類以上を使ってください。"))
     if email and email.split("@")[0].lower() in password.lower() and len(email.split("@")[0]) >= 4:
-        errors.append("ログインIDを含むパスワードは使えません。")
+        errors.append(_l("ログインIDを含むパスワードは使えません。"))
     return errors

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 
 from flask import current_app, has_app_context
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, or_, select, update
 
 from helpdesk import audit
@@ -13,6 +14,7 @@ from helpdesk.accounts.models import Organisation, PasswordResetToken, User
 from helpdesk.accounts.passwords import hash_password, policy_errors, verify_password
 from helpdesk.audit import Actor
 from helpdesk.common import utcnow
+from helpdesk.i18n import lazy_join
 from helpdesk.routing import absolute
 
 #: One message for every failed login, whether or not the account exists or is locked.
@@ -112,14 +114,14 @@ def set_password(session, user_id: int, new_password: str, actor: Actor, *, curr
     """Change a password, end the user's other sessions, clear the forced-change flag."""
     user = session.get(User, user_id)
     if user is None:
-        raise AccountError("利用者が見つかりません。")
+        raise AccountError(_l("利用者が見つかりません。"))
     if require_current and not verify_password(user.password_hash, current_password or ""):
-        raise AccountError("現在のパスワードが正しくありません。")
+        raise AccountError(_l("現在のパスワードが正しくありません。"))
     errors = policy_errors(new_password, user.email)
     if errors:
-        raise AccountError(" ".join(errors))
+        raise AccountError(lazy_join(" ", errors))
     if user.password_hash and verify_password(user.password_hash, new_password):
-        raise AccountError("今までと同じパスワードは使えません。")
+        raise AccountError(_l("今までと同じパスワードは使えません。"))
     user.password_hash = hash_password(new_password)
     user.must_change_password = False
     user.session_version += 1
@@ -133,7 +135,7 @@ def set_password(session, user_id: int, new_password: str, actor: Actor, *, curr
 def unlock(session, user_id: int, actor: Actor) -> User:
     user = session.get(User, user_id)
     if user is None:
-        raise AccountError("利用者が見つかりません。")
+        raise AccountError(_l("利用者が見つかりません。"))
     before = user.locked_until.isoformat() if user.locked_until else None
     user.locked_at = user.locked_until = None
     user.failed_logins = 0
@@ -145,7 +147,7 @@ def unlock(session, user_id: int, actor: Actor) -> User:
 def set_disabled(session, user_id: int, disabled: bool, actor: Actor) -> User:
     user = session.get(User, user_id)
     if user is None:
-        raise AccountError("利用者が見つかりません。")
+        raise AccountError(_l("利用者が見つかりません。"))
     before = user.state
     if disabled:
         user.state = "disabled"
@@ -206,11 +208,11 @@ def request_password_reset(session, email: str, actor: Actor) -> bool:
 def reset_password_with_token(session, token: str, new_password: str, ip: str | None = None) -> User:
     row = session.scalar(select(PasswordResetToken).where(PasswordResetToken.token_hash == _token_hash(token or "")))
     if row is None or row.used_at is not None or row.expires_at <= utcnow():
-        raise AccountError("このリンクは無効か、有効期限が切れています。もう一度パスワード再設定を申し込んでください。")
+        raise AccountError(_l("このリンクは無効か、有効期限が切れています。もう一度パスワード再設定を申し込んでください。"))
     user = session.get(User, row.user_id)
     errors = policy_errors(new_password, user.email)
     if errors:
-        raise AccountError(" ".join(errors))
+        raise AccountError(lazy_join(" ", errors))
     row.used_at = utcnow()
     user.password_hash = hash_password(new_password)
     user.must_change_password = False
@@ -232,9 +234,9 @@ def create_user(session, *, email: str, name: str, organisation_id: int | None, 
                 must_change_password: bool = True, commit: bool = True) -> User:
     email = (email or "").strip().lower()
     if not email or "@" not in email:
-        raise AccountError("メールアドレスの形式が正しくありません。")
+        raise AccountError(_l("メールアドレスの形式が正しくありません。"))
     if find_user_by_email(session, email):
-        raise AccountError("このメールアドレスは既に登録されています。")
+        raise AccountError(_l("このメールアドレスは既に登録されています。"))
     user = User(email=email, name=name.strip(), organisation_id=organisation_id, roles=roles, locale=locale,
                 phone=phone, password_hash=hash_password(password) if password else None,
                 must_change_password=must_change_password)
@@ -324,15 +326,15 @@ class OutreachFilter:
         errors: dict[str, str] = {}
         kind = (args.get("kind") or "").strip()
         if kind and kind not in ORG_KINDS:
-            errors["kind"] = "組織区分の指定が正しくないため、外しました。"
+            errors["kind"] = _l("組織区分の指定が正しくないため、外しました。")
             kind = ""
         prefecture = (args.get("prefecture") or "").strip()
         if prefecture and prefecture not in PREFECTURES:
-            errors["prefecture"] = "都道府県の指定が正しくないため、外しました。"
+            errors["prefecture"] = _l("都道府県の指定が正しくないため、外しました。")
             prefecture = ""
         q = normalize(args.get("q") or "")
         if len(q) > 100:
-            errors["q"] = "検索語は100文字までにしてください。"
+            errors["q"] = _l("検索語は100文字までにしてください。")
             q = q[:100]
         return cls(kind, prefecture, q), errors
 
@@ -478,9 +480,9 @@ def clean_roles(roles) -> str:
     chosen = [r for r in USER_ROLES if r in set(roles)]
     unknown = set(roles) - set(USER_ROLES)
     if unknown:
-        raise AccountError("使えない権限があります: " + ", ".join(sorted(unknown)))
+        raise AccountError(_l("使えない権限があります: %(roles)s", roles=", ".join(sorted(unknown))))
     if not chosen:
-        raise AccountError("権限を1つ以上選んでください。")
+        raise AccountError(_l("利用者の権限を1つ以上選んでください。"))
     return " ".join(chosen)
 
 
@@ -489,7 +491,7 @@ def update_user(session, user_id: int, actor: Actor, *, name: str | None = None,
     """Change a user's profile / roles; audits before → after. organisation_id=False means unchanged."""
     user = session.get(User, user_id)
     if user is None:
-        raise AccountError("利用者が見つかりません。")
+        raise AccountError(_l("利用者が見つかりません。"))
     changes: dict[str, list] = {}
 
     def setattr_logged(attr, value):
@@ -501,18 +503,18 @@ def update_user(session, user_id: int, actor: Actor, *, name: str | None = None,
     if name is not None:
         name = normalize_name(name)
         if not name:
-            raise AccountError("氏名を入力してください。")
+            raise AccountError(_l("氏名を入力してください。"))
         setattr_logged("name", name)
     if phone is not None:
         setattr_logged("phone", phone.strip() or None)
     if organisation_id is not False:
         if organisation_id is not None and session.get(Organisation, organisation_id) is None:
-            raise AccountError("組織が見つかりません。")
+            raise AccountError(_l("組織が見つかりません。"))
         setattr_logged("organisation_id", organisation_id)
     if roles is not None:
         new_roles = clean_roles(roles)
         if actor.user_id == user.id and "admin" in user.role_set and "admin" not in new_roles.split():
-            raise AccountError("自分自身の管理者権限は外せません（ほかの管理者に依頼してください）。")
+            raise AccountError(_l("自分自身の管理者権限は外せません（ほかの管理者に依頼してください）。"))
         setattr_logged("roles", new_roles)
     if locale is not None and locale in ("ja", "en"):
         setattr_logged("locale", locale)
@@ -537,24 +539,24 @@ def create_organisation(session, *, code: str, name: str, kind: str, prefecture:
     code = unicodedata.normalize("NFKC", (code or "").strip())
     name = normalize_name(name)
     if not code or len(code) > 32 or not all(ch.isalnum() or ch in "-_" for ch in code) or not code.isascii():
-        raise AccountError("組織コードは英数字・ハイフン32文字以内で入力してください。")
+        raise AccountError(_l("組織コードは英数字・ハイフン32文字以内で入力してください。"))
     if kind not in ORG_KINDS:
-        raise AccountError("組織区分を選んでください。")
+        raise AccountError(_l("組織区分を選んでください。"))
     if kind == "municipality" and not (len(code) == 6 and code.isdigit()):
-        raise AccountError("自治体の組織コードは6桁の数字にしてください。")
+        raise AccountError(_l("自治体の組織コードは6桁の数字にしてください。"))
     if not name:
-        raise AccountError("組織名を入力してください。")
+        raise AccountError(_l("組織名を入力してください。"))
     if prefecture and prefecture not in PREFECTURES:
-        raise AccountError("都道府県を選んでください。")
+        raise AccountError(_l("都道府県を選んでください。"))
     if session.scalar(select(Organisation.id).where(Organisation.code == code)):
-        raise AccountError("この組織コードは既に登録されています。")
+        raise AccountError(_l("この組織コードは既に登録されています。"))
     parent_id = None
     if kind == "clinic":
         parent_code = (parent_code or "").strip() or (code[:6] if len(code) == 10 and code.isdigit() else "")
         parent = session.scalar(select(Organisation).where(Organisation.code == parent_code,
                                                            Organisation.kind == "municipality"))
         if parent is None:
-            raise AccountError("医療機関の所属自治体（自治体コード）が見つかりません。")
+            raise AccountError(_l("医療機関の所属自治体（自治体コード）が見つかりません。"))
         parent_id = parent.id
     org = Organisation(code=code, name=name, kind=kind, prefecture=prefecture or None, parent_id=parent_id)
     session.add(org)
@@ -599,7 +601,7 @@ class AuditFilter:
         for key, limit in (("actor", 254), ("action", 64), ("object_type", 40), ("object_id", 64)):
             value = (args.get(key) or "").strip()
             if len(value) > limit:
-                errors[key] = f"{limit}文字までにしてください。"
+                errors[key] = _l("%(limit)s文字までにしてください。", limit=limit)
                 value = value[:limit]
             values[key] = value
         for key in ("date_from", "date_to"):
@@ -609,7 +611,7 @@ class AuditFilter:
                 try:
                     values[key] = dt.date.fromisoformat(raw)
                 except ValueError:
-                    errors[key] = "日付は YYYY-MM-DD の形で入力してください。"
+                    errors[key] = _l("日付は YYYY-MM-DD の形で入力してください。")
         return cls(**values), errors
 
     def as_args(self) -> dict[str, str]:

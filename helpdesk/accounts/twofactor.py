@@ -13,6 +13,7 @@ import hmac
 import secrets
 import unicodedata
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -88,7 +89,7 @@ def set_required_roles(session, roles, actor: Actor) -> None:
     wanted = sorted(set(roles))
     unknown = [r for r in wanted if r not in ENFORCEABLE_ROLES]
     if unknown:
-        raise TwoFactorError("二段階認証を必須にできるのは担当者の役割だけです。")
+        raise TwoFactorError(_l("二段階認証を必須にできるのは担当者の役割だけです。"))
     row = session.get(TwoFactorPolicy, 1)
     before = sorted((row.required_roles if row else "").split())
     if row is None:
@@ -117,7 +118,7 @@ def begin_enrolment(session, user) -> str:
 
     row = session.get(UserTotp, user.id)
     if row is not None and row.enabled_at is not None:
-        raise TwoFactorError("二段階認証は既に有効です。")
+        raise TwoFactorError(_l("二段階認証は既に有効です。"))
     if row is None:
         row = UserTotp(user_id=user.id, secret=pyotp.random_base32(), last_step=0)
         session.add(row)
@@ -172,10 +173,10 @@ def confirm_enrolment(session, user, code: str, actor: Actor, now: dt.datetime |
     """Enable two-factor sign-in once a code from the app matches; returns the recovery codes (shown once)."""
     row = session.get(UserTotp, user.id)
     if row is None or row.enabled_at is not None:
-        raise TwoFactorError("登録をはじめからやり直してください。")
+        raise TwoFactorError(_l("登録をはじめからやり直してください。"))
     if not _accept_code(session, row, code, now or utcnow()):
         session.rollback()
-        raise TwoFactorError("確認コードが正しくありません。認証アプリに表示されている6桁の数字を入力してください。")
+        raise TwoFactorError(_l("確認コードが正しくありません。認証アプリに表示されている6桁の数字を入力してください。"))
     row.enabled_at = now or utcnow()
     codes = _new_recovery_codes(session, user.id)
     audit.record(session, actor, "security.twofactor_enabled", "user", user.id, {})
@@ -186,7 +187,7 @@ def confirm_enrolment(session, user, code: str, actor: Actor, now: dt.datetime |
 def disable(session, user, code: str, actor: Actor, now: dt.datetime | None = None) -> None:
     """Turn two-factor sign-in off (a current code or a recovery code is required)."""
     if not verify(session, user.id, code, now=now, audit_actor=None):
-        raise TwoFactorError("確認コードが正しくありません。")
+        raise TwoFactorError(_l("確認コードが正しくありません。"))
     _remove(session, user.id)
     audit.record(session, actor, "security.twofactor_disabled", "user", user.id, {})
     session.commit()
@@ -224,7 +225,7 @@ def _new_recovery_codes(session, user_id: int) -> list[str]:
 
 def regenerate_recovery_codes(session, user, actor: Actor) -> list[str]:
     if not is_enabled(session, user.id):
-        raise TwoFactorError("二段階認証が有効ではありません。")
+        raise TwoFactorError(_l("二段階認証が有効ではありません。"))
     codes = _new_recovery_codes(session, user.id)
     audit.record(session, actor, "security.recovery_codes_regenerated", "user", user.id, {})
     session.commit()

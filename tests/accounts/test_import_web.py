@@ -133,7 +133,8 @@ def test_rename_not_shown_at_the_dry_run_is_refused_by_the_job(db, make_org, mak
     row = bulk_import.find(db.session, row.public_id)
     assert row.status == "done"
     assert db.session.get(Organisation, city.id).name == "旧千代田区"  # not silently renamed back
-    assert any(line == 2 and "確認されていない" in message for line, message in row.result["errors"])
+    assert any(line == 2 and "確認されていない" in message
+               for line, message in bulk_import.refused_rows(row.result))
     emails = set(db.session.scalars(select(User.email)))
     assert "tanaka@city.example.jp" not in emails and "kato@med.example.jp" in emails
 

@@ -205,6 +205,23 @@ def _is_database_down(exc: BaseException) -> bool:
     return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError))
 
 
+def lock_message(session, raw: bytes) -> bool:
+    """PostgreSQL: serialise imports of one Message-ID for the rest of this transaction.
+
+    Two pollers (or a restarted one racing the old) that fetched the same message take turns: the
+    second one's duplicate check runs after the first one's commit and finds the stored ticket or reply
+    (replies have no unique constraint on their Message-ID to catch it otherwise). False elsewhere.
+    """
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    found = re.search(rb"(?im)^message-id[ \t]*:[ \t]*(<[^<>\s]+>)", raw.split(b"\r\n\r\n", 1)[0])
+    digest = hashlib.sha256(b"helpdesk-mail:" + (found.group(1) if found else raw)).digest()
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int.from_bytes(digest[:8], "big", signed=True)})
+    return True
+
+
 @dataclass
 class _Message:
     uid: int
@@ -402,6 +419,7 @@ class MailboxPoller:
         else:
             self._attempts[key] = attempts + 1
         try:
+            lock_message(session, raw)
             result = ingest_raw_mail(session, raw, max_bytes=limit)
         except Exception as exc:
             session.rollback()

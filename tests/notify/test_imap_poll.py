@@ -8,22 +8,14 @@ IMAP APPEND, exactly as a mail server's delivery would leave them.
 from __future__ import annotations
 
 import imaplib
-import itertools
 import logging
 import os
-import pwd
-import shutil
-import socket
 import ssl
-import subprocess
-import tempfile
 import threading
-import time
 import uuid
 from email.header import Header
 from email.mime.text import MIMEText
 from email.utils import formataddr
-from pathlib import Path
 
 import pytest
 from sqlalchemy import event, func, select
@@ -34,128 +26,13 @@ from helpdesk.notify.mailin import ingest_raw_mail
 from helpdesk.notify.models import Outbox
 from helpdesk.tickets.models import Comment, Ticket
 
-from .conftest import free_port
+from .dovecot_server import PASSWORD, Dovecot, dovecot_binary
 
-PASSWORD = "imap-Secret-8841"
-
-
-def _dovecot_binary() -> str | None:
-    return shutil.which("dovecot") or next((p for p in ("/usr/sbin/dovecot",) if os.access(p, os.X_OK)), None)
-
-
-class Dovecot:
-    """A Dovecot master in the foreground (-F), killed at the end of the module."""
-
-    def __init__(self, binary: str):
-        self.dir = Path(tempfile.mkdtemp(prefix="hd-imap-"))
-        self.dir.chmod(0o755)
-        self.plain_port, self.ssl_port = free_port(), free_port()
-        self.passwd = self.dir / "passwd"
-        self.passwd.write_text("")
-        self.cert, key = self.dir / "cert.pem", self.dir / "key.pem"
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                        "-out", str(self.cert), "-days", "2", "-subj", "/CN=localhost",
-                        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                       check=True, capture_output=True)
-        root = os.geteuid() == 0
-        me = pwd.getpwuid(os.geteuid()).pw_name
-        # Dovecot refuses to run its login processes or mail access as root.
-        mail_user = pwd.getpwnam("nobody") if root else pwd.getpwuid(os.geteuid())
-        self.uid, self.gid = mail_user.pw_uid, mail_user.pw_gid
-        (self.dir / "run").mkdir()
-        self._users = itertools.count(1)
-        self._write_users(64)
-        self.log = self.dir / "dovecot.log"
-        config = f"""
-base_dir = {self.dir}/run
-state_dir = {self.dir}/run/state
-instance_name = hd-imap-{os.getpid()}
-protocols = imap
-listen = 127.0.0.1
-log_path = {self.log}
-default_login_user = {"dovenull" if root else me}
-default_internal_user = {"dovecot" if root else me}
-ssl = yes
-ssl_cert = <{self.cert}
-ssl_key = <{key}
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:~/Maildir
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN {self.passwd}
-}}
-userdb {{
-  driver = passwd-file
-  args = {self.passwd}
-}}
-service imap-login {{
-  chroot =
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {self.plain_port}
-  }}
-  inet_listener imaps {{
-    address = 127.0.0.1
-    port = {self.ssl_port}
-    ssl = yes
-  }}
-}}
-service anvil {{
-  chroot =
-}}
-"""
-        self.config = self.dir / "dovecot.conf"
-        self.config.write_text(config)
-        self.proc = subprocess.Popen([binary, "-F", "-c", str(self.config)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                for port in (self.plain_port, self.ssl_port):
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    out = self.proc.stdout.read().decode("utf-8", "replace") if self.proc.poll() is not None else ""
-                    self.stop()
-                    raise RuntimeError(f"dovecot did not start: {out} {self.log_text()}")
-                time.sleep(0.1)
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def _write_users(self, count: int) -> None:
-        # All written before start: Dovecot re-reads a passwd-file at most once a second.
-        lines = []
-        for n in range(1, count + 1):
-            home = self.dir / "home" / f"desk{n}"
-            home.mkdir(parents=True)
-            os.chown(home, self.uid, self.gid)
-            lines.append(f"desk{n}:{{PLAIN}}{PASSWORD}:{self.uid}:{self.gid}::{home}::\n")
-        os.chown(self.dir / "home", self.uid, self.gid)
-        self.passwd.write_text("".join(lines))
-
-    def add_user(self) -> str:
-        """A user whose mailbox no test has used yet."""
-        return f"desk{next(self._users)}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def dovecot():
-    binary = _dovecot_binary()
+    binary = dovecot_binary()
     if binary is None:
         message = "dovecot is not installed (apt-get install -y dovecot-imapd)"
         if os.environ.get("HELPDESK_FORBID_SKIPS") == "1":
@@ -570,3 +447,18 @@ def test_failed_import_reads_in_words_in_japanese_and_english(app):
         with force_locale("en"):
             assert audit_words.action_label("mail.import_failed") == "Incoming mail could not be imported"
             assert any(line.startswith("Sender") for line in audit_words.detail_lines("mail.import_failed", detail))
+
+
+def test_postgresql_serialises_imports_of_one_message_id(db):
+    from sqlalchemy import text
+
+    raw = _mail("同時取り込み", "本文", _sender())
+    session = db.session()
+    postgres = session.get_bind().dialect.name == "postgresql"
+    held = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()")
+    before = session.scalar(held) if postgres else None
+    taken = imap.lock_message(session, raw)
+    if not postgres:
+        assert taken is False  # SQLite: one writer at a time anyway
+        return
+    assert taken is True and session.scalar(held) == before + 1

@@ -111,7 +111,7 @@ def confirm_import(session, public_id: str, actor: Actor, renames_ok: bool) -> U
     row.status = "queued"
     row.confirmed_by_id = actor.user_id
     row.confirmed_at = utcnow()
-    row.total = max(1, counts["lines"] + counts["created"] + counts["updated"])
+    row.total = max(1, counts["lines"] + 2 * counts["created"] + counts["updated"])
     row.done = 0
     audit.record(session, actor, "users.import_confirmed", "user_import", row.public_id,
                  {"file": row.filename, "sha256": row.sha256, "created": counts["created"],

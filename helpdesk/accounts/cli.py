@@ -41,11 +41,12 @@ def import_users_cli(path: str, dry_run: bool, passwords_out: str | None, errors
     estimate = max(1, text.count("\n"))
     del text
     try:
-        with click.progressbar(length=estimate * 2, label="import", file=click.get_text_stream("stderr"),
+        # steps: one per line read, two per new user, one per changed user (importer.import_users)
+        with click.progressbar(length=estimate * 3, label="import", file=click.get_text_stream("stderr"),
                                show_pos=False) as bar:
             result = import_users(db.session, data, actor=Actor.system("cli:import-users"), dry_run=dry_run,
                                   initial_passwords=bool(passwords_out), source=path, progress=bar.update)
-            bar.update(estimate * 2)
+            bar.update(estimate * 3)
     except ImportFileError as exc:
         raise click.ClickException(str(exc)) from None
     elapsed = time.perf_counter() - started
@@ -69,6 +70,9 @@ def import_users_cli(path: str, dry_run: bool, passwords_out: str | None, errors
         click.echo(f"initial passwords: {len(result.passwords)} written to {passwords_out}")
 
     prefix = "[dry run] " if dry_run else ""
+    for rename in result.org_renames:  # an organisation rename is never silent
+        click.echo(f"{prefix}組織名の変更 / organisation renamed: {rename['code']}: {rename['old']} → {rename['new']} "
+                   f"({rename['users']} users)")
     click.echo(f"{prefix}lines: {result.lines}, created: {result.created}, updated: {result.updated}, "
                f"unchanged: {result.unchanged}, failed: {result.failed}, "
                f"organisations created: {result.orgs_created}, organisations updated: {result.orgs_updated} "

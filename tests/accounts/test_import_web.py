@@ -248,3 +248,21 @@ def test_cli_dry_run_lists_renames(db, make_org):
     assert [u["email"] for u in result.created_users] == ["tanaka@city.example.jp", "suzuki@clinic.example.jp",
                                                           "kato@med.example.jp"]
     assert result.created_users[0]["org"] == "千代田区役所"
+
+
+def test_cli_prints_organisation_renames(app, db, make_org, tmp_path, monkeypatch):
+    monkeypatch.setattr("helpdesk.cli.ensure_db", lambda: None)  # the test schema is made by create_all()
+    make_org(kind="municipality", code="131016", name="東京都千代田区")
+    path = tmp_path / "users.csv"
+    path.write_bytes(GOOD.replace("東京都千代田区", "千代田区役所").encode())
+    from helpdesk.accounts.cli import import_users_cli
+
+    result = app.test_cli_runner().invoke(import_users_cli, [str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "[dry run] 組織名の変更 / organisation renamed: 131016: 東京都千代田区 → 千代田区役所" in result.output
+
+
+def test_progress_steps_add_up_to_the_total(db):
+    steps = []
+    result = import_users(db.session, GOOD.encode(), actor=Actor.system(), progress=steps.append)
+    assert sum(steps) == result.lines + 2 * result.created + result.updated

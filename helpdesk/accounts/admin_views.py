@@ -232,7 +232,7 @@ def admin_user_new():
                                            organisation_id=org_id, roles=roles, actor=_actor(),
                                            locale=form.locale.data, phone=(form.phone.data or "").strip() or None)
             except service.AccountError as exc:
-                (form.email if "メール" in str(exc) else form.roles).errors.append(str(exc))
+                (form.email if exc.field == "email" else form.roles).errors.append(str(exc))
             else:
                 flash(_("利用者を登録しました。「再設定リンクを送る」で本人に案内してください。"), "success")
                 return redirect(url_for("accounts.user_detail", user_id=user.id))
@@ -257,7 +257,8 @@ def admin_user_edit(user_id: int):
                 service.update_user(db.session, user.id, _actor(), name=form.name.data, phone=form.phone.data or "",
                                     organisation_id=org_id, roles=form.roles.data or [], locale=form.locale.data)
             except service.AccountError as exc:
-                form.roles.errors.append(str(exc))
+                target = {"name": form.name, "org_code": form.org_code}.get(exc.field, form.roles)
+                target.errors.append(str(exc))
             else:
                 flash(_("利用者の情報を更新しました。"), "success")
                 return redirect(url_for("accounts.user_detail", user_id=user.id))
@@ -289,10 +290,9 @@ def admin_organisation_new():
                                         prefecture=form.prefecture.data or None, parent_code=form.parent_code.data,
                                         actor=_actor())
         except service.AccountError as exc:
-            message = str(exc)
-            target = (form.parent_code if "所属" in message else form.name if "組織名" in message
-                      else form.prefecture if "都道府県" in message else form.code)
-            target.errors.append(message)
+            target = {"parent_code": form.parent_code, "name": form.name, "prefecture": form.prefecture,
+                      "kind": form.kind}.get(exc.field, form.code)
+            target.errors.append(str(exc))
         else:
             flash(_("組織を登録しました。"), "success")
             return redirect(url_for("accounts.admin_organisations", q=form.code.data))

@@ -22,7 +22,11 @@ LOGIN_FAILED = "ログインIDまたはパスワードが正しくないか、�
 
 
 class AccountError(Exception):
-    pass
+    """A refused account change; `field` names the form input the message belongs next to (if any)."""
+
+    def __init__(self, message, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 def _cfg(key: str, default):
@@ -234,9 +238,9 @@ def create_user(session, *, email: str, name: str, organisation_id: int | None, 
                 must_change_password: bool = True, commit: bool = True) -> User:
     email = (email or "").strip().lower()
     if not email or "@" not in email:
-        raise AccountError(_l("メールアドレスの形式が正しくありません。"))
+        raise AccountError(_l("メールアドレスの形式が正しくありません。"), field="email")
     if find_user_by_email(session, email):
-        raise AccountError(_l("このメールアドレスは既に登録されています。"))
+        raise AccountError(_l("このメールアドレスは既に登録されています。"), field="email")
     user = User(email=email, name=name.strip(), organisation_id=organisation_id, roles=roles, locale=locale,
                 phone=phone, password_hash=hash_password(password) if password else None,
                 must_change_password=must_change_password)
@@ -503,13 +507,13 @@ def update_user(session, user_id: int, actor: Actor, *, name: str | None = None,
     if name is not None:
         name = normalize_name(name)
         if not name:
-            raise AccountError(_l("氏名を入力してください。"))
+            raise AccountError(_l("氏名を入力してください。"), field="name")
         setattr_logged("name", name)
     if phone is not None:
         setattr_logged("phone", phone.strip() or None)
     if organisation_id is not False:
         if organisation_id is not None and session.get(Organisation, organisation_id) is None:
-            raise AccountError(_l("組織が見つかりません。"))
+            raise AccountError(_l("組織が見つかりません。"), field="org_code")
         setattr_logged("organisation_id", organisation_id)
     if roles is not None:
         new_roles = clean_roles(roles)
@@ -539,24 +543,24 @@ def create_organisation(session, *, code: str, name: str, kind: str, prefecture:
     code = unicodedata.normalize("NFKC", (code or "").strip())
     name = normalize_name(name)
     if not code or len(code) > 32 or not all(ch.isalnum() or ch in "-_" for ch in code) or not code.isascii():
-        raise AccountError(_l("組織コードは英数字・ハイフン32文字以内で入力してください。"))
+        raise AccountError(_l("組織コードは英数字・ハイフン32文字以内で入力してください。"), field="code")
     if kind not in ORG_KINDS:
-        raise AccountError(_l("組織区分を選んでください。"))
+        raise AccountError(_l("組織区分を選んでください。"), field="kind")
     if kind == "municipality" and not (len(code) == 6 and code.isdigit()):
-        raise AccountError(_l("自治体の組織コードは6桁の数字にしてください。"))
+        raise AccountError(_l("自治体の組織コードは6桁の数字にしてください。"), field="code")
     if not name:
-        raise AccountError(_l("組織名を入力してください。"))
+        raise AccountError(_l("組織名を入力してください。"), field="name")
     if prefecture and prefecture not in PREFECTURES:
-        raise AccountError(_l("都道府県を選んでください。"))
+        raise AccountError(_l("都道府県を選んでください。"), field="prefecture")
     if session.scalar(select(Organisation.id).where(Organisation.code == code)):
-        raise AccountError(_l("この組織コードは既に登録されています。"))
+        raise AccountError(_l("この組織コードは既に登録されています。"), field="code")
     parent_id = None
     if kind == "clinic":
         parent_code = (parent_code or "").strip() or (code[:6] if len(code) == 10 and code.isdigit() else "")
         parent = session.scalar(select(Organisation).where(Organisation.code == parent_code,
                                                            Organisation.kind == "municipality"))
         if parent is None:
-            raise AccountError(_l("医療機関の所属自治体（自治体コード）が見つかりません。"))
+            raise AccountError(_l("医療機関の所属自治体（自治体コード）が見つかりません。"), field="parent_code")
         parent_id = parent.id
     org = Organisation(code=code, name=name, kind=kind, prefecture=prefecture or None, parent_id=parent_id)
     session.add(org)

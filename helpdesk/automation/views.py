@@ -91,8 +91,8 @@ def _form_rows(rule: AutomationRule | None) -> tuple[list[dict], list[dict]]:
         return ([conds.get(i, {}) for i in range(n_c)], [acts.get(i, {}) for i in range(n_a)])
     conds = [dict(c, value=str(c["value"])) for c in (rule.conditions if rule else [])]
     acts = [dict(a, value=_display_value(a["kind"], a["value"])) for a in (rule.actions if rule else [])]
-    conds += [{}] * (min(service.MAX_CONDITIONS, len(conds) + 2) - len(conds))
-    acts += [{}] * (min(service.MAX_ACTIONS, len(acts) + 2) - len(acts))
+    conds += [{}] * (min(service.MAX_CONDITIONS, max(3, len(conds) + 2)) - len(conds))
+    acts += [{}] * (min(service.MAX_ACTIONS, max(3, len(acts) + 2)) - len(acts))
     return conds, acts
 
 

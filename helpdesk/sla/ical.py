@@ -12,6 +12,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from flask_babel import lazy_gettext as _l
+
 #: Longest single event accepted (a holiday period, not a recurring rule).
 MAX_EVENT_DAYS = 31
 MAX_EVENTS = 2000
@@ -23,7 +25,7 @@ class IcsError(ValueError):
     """A refused file; `line` is 1-based (0 when it concerns the whole file)."""
 
     def __init__(self, line: int, message: str):
-        super().__init__(f"{line}行目: {message}" if line else message)
+        super().__init__(_l("%(line)s行目: %(message)s", line=line, message=message) if line else message)
         self.line, self.message = line, message
 
 
@@ -48,11 +50,11 @@ def _unfold(text: str) -> list[tuple[int, str]]:
 def _date(value: str, line: int) -> dt.date:
     match = _DATE.match(value) or _DATETIME.match(value)
     if not match:
-        raise IcsError(line, f"日付「{value[:40]}」を読み取れません（YYYYMMDD の形式が必要です）。")
+        raise IcsError(line, _l("日付「%(value)s」を読み取れません（YYYYMMDD の形式が必要です）。", value=value[:40]))
     try:
         return dt.date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:
-        raise IcsError(line, f"日付「{value[:40]}」は存在しない日付です。") from None
+        raise IcsError(line, _l("日付「%(value)s」は存在しない日付です。", value=value[:40])) from None
 
 
 def _unescape(value: str) -> str:
@@ -66,11 +68,11 @@ def parse_holidays(data: bytes | str) -> list[Holiday]:
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise IcsError(0, "ファイルを UTF-8 の文字として読み取れません。iCalendar（.ics）ファイルを選んでください。") from None
+            raise IcsError(0, _l("ファイルを UTF-8 の文字として読み取れません。iCalendar（.ics）ファイルを選んでください。")) from None
     lines = _unfold(data)
     if not any(line.strip().upper() == "BEGIN:VCALENDAR" for _, line in lines[:5]):
         raise IcsError(lines[0][0] if lines else 0,
-                       "iCalendar（.ics）ファイルではありません（BEGIN:VCALENDAR がありません）。")
+                       _l("iCalendar（.ics）ファイルではありません（BEGIN:VCALENDAR がありません）。"))
     holidays: list[Holiday] = []
     event: dict | None = None
     for number, line in lines:
@@ -78,7 +80,7 @@ def parse_holidays(data: bytes | str) -> list[Holiday]:
         key = name.split(";")[0].strip().upper()
         if key == "BEGIN" and value.strip().upper() == "VEVENT":
             if event is not None:
-                raise IcsError(number, "前の予定（VEVENT）が END:VEVENT で閉じられていません。")
+                raise IcsError(number, _l("前の予定（VEVENT）が END:VEVENT で閉じられていません。"))
             event = {"line": number}
         elif event is None:
             continue
@@ -88,20 +90,20 @@ def parse_holidays(data: bytes | str) -> list[Holiday]:
             event["SUMMARY"] = _unescape(value)
         elif key == "END" and value.strip().upper() == "VEVENT":
             if "DTSTART" not in event:
-                raise IcsError(event["line"], "予定に開始日（DTSTART）がありません。")
+                raise IcsError(event["line"], _l("予定に開始日（DTSTART）がありません。"))
             start, start_line = event["DTSTART"]
             end = event["DTEND"][0] if "DTEND" in event else start + dt.timedelta(days=1)
             days = (end - start).days
             if days < 1 or days > MAX_EVENT_DAYS:
                 raise IcsError(event.get("DTEND", (None, start_line))[1],
-                               f"終了日（DTEND）は開始日の翌日から{MAX_EVENT_DAYS}日以内にしてください。")
+                               _l("終了日（DTEND）は開始日の翌日から%(days)s日以内にしてください。", days=MAX_EVENT_DAYS))
             for i in range(days):
                 holidays.append(Holiday(start + dt.timedelta(days=i), event.get("SUMMARY", "")[:200], start_line))
             if len(holidays) > MAX_EVENTS:
-                raise IcsError(number, f"休業日が多すぎます（{MAX_EVENTS}日まで）。")
+                raise IcsError(number, _l("休業日が多すぎます（%(n)s日まで）。", n=MAX_EVENTS))
             event = None
     if event is not None:
-        raise IcsError(event["line"], "予定（VEVENT）が END:VEVENT で閉じられていません。")
+        raise IcsError(event["line"], _l("予定（VEVENT）が END:VEVENT で閉じられていません。"))
     if not holidays:
-        raise IcsError(0, "ファイルに予定（VEVENT）がありません。")
+        raise IcsError(0, _l("ファイルに予定（VEVENT）がありません。"))
     return holidays

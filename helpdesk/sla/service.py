@@ -13,11 +13,13 @@ import threading
 import unicodedata
 from dataclasses import dataclass, field
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, func, literal, or_, select, update
 
 from helpdesk import audit
 from helpdesk.audit import Actor
 from helpdesk.common import TOKYO, UTCDateTime, insert_now, utcnow
+from helpdesk.i18n import lazy_join
 from helpdesk.lookup_cache import LookupCache
 from helpdesk.sla.calendar import BusinessCalendar, default_hours
 from helpdesk.sla.models import ClosedDay, DeskSettings, SlaClock, SlaPolicy
@@ -109,11 +111,11 @@ def set_desk_hours(session, hours: dict[int, list[tuple[dt.time, dt.time]]], act
                    public_holidays: bool = True, year_end_closure: bool = True) -> None:
     """Replace the desk hours (validated by building a calendar from them)."""
     if not any(hours.values()):
-        raise SlaError("少なくとも1つの曜日に受付時間を入力してください。")
+        raise SlaError(_l("少なくとも1つの曜日に受付時間を入力してください。"))
     try:
         BusinessCalendar(hours, holidays=lambda d: False)
     except ValueError as exc:
-        raise SlaError(f"受付時間の設定が正しくありません: {exc}") from exc
+        raise SlaError(_l("受付時間の設定が正しくありません: %(reason)s", reason=str(exc))) from exc
     row = _settings_row(session)
     before = {"hours": row.hours, "public_holidays": row.public_holidays, "year_end": row.year_end_closure}
     row.hours, row.public_holidays, row.year_end_closure = _hours_json(hours), public_holidays, year_end_closure
@@ -150,17 +152,17 @@ def parse_day_hours(text: str | None) -> list[tuple[dt.time, dt.time]]:
     for part in text.replace("、", ",").split(","):
         bounds = part.replace("〜", "-").replace("~", "-").split("-")
         if len(bounds) != 2:
-            raise SlaError("「09:00-18:00」の形で入力してください（休憩を挟むときは「09:00-12:00, 13:00-18:00」、休みは空欄）。")
+            raise SlaError(_l("「09:00-18:00」の形で入力してください（休憩を挟むときは「09:00-12:00, 13:00-18:00」、休みは空欄）。"))
         start, end = _hhmm(bounds[0]), _hhmm(bounds[1])
         if start is None or end is None:
-            raise SlaError("時刻は 00:00〜24:00 の HH:MM で入力してください（例: 09:00-18:00）。")
+            raise SlaError(_l("時刻は 00:00〜24:00 の HH:MM で入力してください（例: 09:00-18:00）。"))
         if end <= start:
-            raise SlaError("終了時刻は開始時刻より後にしてください。")
+            raise SlaError(_l("終了時刻は開始時刻より後にしてください。"))
         spans.append((start, end))
     spans.sort()
     for (_s1, e1), (s2, _e2) in zip(spans, spans[1:]):
         if s2 < e1:
-            raise SlaError("時間帯が重なっています。重ならないように入力してください。")
+            raise SlaError(_l("時間帯が重なっています。重ならないように入力してください。"))
     return spans
 
 
@@ -181,10 +183,10 @@ def list_closed_days(session, since: dt.date | None = None) -> list[ClosedDay]:
 def add_closed_day(session, day: dt.date, reason: str, actor: Actor) -> ClosedDay:
     """Close the desk on `day` (existing due dates keep their values; new ones skip the day)."""
     if not isinstance(day, dt.date):
-        raise SlaError("日付を YYYY-MM-DD の形式で入力してください。")
+        raise SlaError(_l("日付を YYYY-MM-DD の形式で入力してください。"))
     reason = clean_input(reason, 200)
     if session.scalar(select(ClosedDay).where(ClosedDay.day == day)) is not None:
-        raise SlaError(f"{day.isoformat()} は既に休業日として登録されています。")
+        raise SlaError(_l("%(day)s は既に休業日として登録されています。", day=day.isoformat()))
     row = ClosedDay(day=day, reason=reason, created_by_id=actor.user_id)
     session.add(row)
     _settings_row(session).version += 1
@@ -229,7 +231,7 @@ def closed_day_on(session, day: dt.date) -> ClosedDay | None:
 def remove_closed_day(session, closed_day_id: int, actor: Actor) -> None:
     row = session.get(ClosedDay, closed_day_id)
     if row is None:
-        raise SlaError("休業日が見つかりません。")
+        raise SlaError(_l("休業日が見つかりません。"))
     audit.record(session, actor, "sla.closed_day_removed", "sla_closed_day", row.id,
                  {"day": row.day.isoformat(), "reason": row.reason})
     session.delete(row)
@@ -297,34 +299,34 @@ def save_policy(session, actor: Actor, *, priority: str, first_response_minutes:
     """Create or update a policy (applies to tickets created or re-prioritised from now on)."""
     errors = []
     if priority not in DEFAULT_TARGETS:
-        errors.append("優先度は P1〜P4 から選んでください。")
+        errors.append(_l("優先度は P1〜P4 から選んでください。"))
     if not (isinstance(first_response_minutes, int) and first_response_minutes > 0):
-        errors.append("初回応答の目標は1以上の分数で入力してください。")
+        errors.append(_l("初回応答の目標は1以上の分数で入力してください。"))
     if not (isinstance(resolution_minutes, int) and resolution_minutes > 0):
-        errors.append("解決の目標は1以上の分数で入力してください。")
+        errors.append(_l("解決の目標は1以上の分数で入力してください。"))
     elif isinstance(first_response_minutes, int) and resolution_minutes < first_response_minutes:
-        errors.append("解決の目標は初回応答の目標以上にしてください。")
+        errors.append(_l("解決の目標は初回応答の目標以上にしてください。"))
     if not (isinstance(at_risk_percent, int) and 1 <= at_risk_percent <= 99):
-        errors.append("期限間近のしきい値は1〜99%で入力してください。")
+        errors.append(_l("期限間近のしきい値は1〜99%で入力してください。"))
     if next_update_minutes is not None and not (isinstance(next_update_minutes, int) and next_update_minutes > 0):
-        errors.append("次回更新の目標は1以上の分数で入力してください（追跡しないときは空欄）。")
+        errors.append(_l("次回更新の目標は1以上の分数で入力してください（追跡しないときは空欄）。"))
     if errors:
-        raise SlaError(" ".join(errors))
+        raise SlaError(lazy_join(" ", errors))
     row = session.get(SlaPolicy, policy_id) if policy_id else None
     if policy_id and row is None:
-        raise SlaError("SLAポリシーが見つかりません。")
+        raise SlaError(_l("SLAポリシーが見つかりません。"))
     if organisation_id is not None:
         from helpdesk.accounts.models import Organisation
 
         if session.get(Organisation, organisation_id) is None:
-            raise SlaError("組織が見つかりません。")
+            raise SlaError(_l("組織が見つかりません。"))
     clash = session.scalar(select(SlaPolicy).where(
         SlaPolicy.priority == priority,
         SlaPolicy.organisation_id.is_(None) if organisation_id is None else SlaPolicy.organisation_id == organisation_id,
         SlaPolicy.role.is_(None) if role is None else SlaPolicy.role == role,
         SlaPolicy.category_code.is_(None) if category_code is None else SlaPolicy.category_code == category_code))
     if clash is not None and clash is not row:
-        raise SlaError("同じ優先度・対象のポリシーが既にあります。そちらを編集してください。")
+        raise SlaError(_l("同じ優先度・対象のポリシーが既にあります。そちらを編集してください。"))
     before = None
     if row is None:
         row = SlaPolicy(priority=priority)
@@ -696,7 +698,7 @@ def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
         year, mon = (int(x) for x in month.split("-"))
         start = dt.datetime(year, mon, 1, tzinfo=TOKYO)
     except (ValueError, AttributeError) as exc:
-        raise SlaError("月は YYYY-MM の形式で指定してください（例: 2026-10）。") from exc
+        raise SlaError(_l("月は YYYY-MM の形式で指定してください（例: 2026-10）。")) from exc
     end = dt.datetime(year + (mon == 12), 1 if mon == 12 else mon + 1, 1, tzinfo=TOKYO)
     return start, end
 

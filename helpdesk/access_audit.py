@@ -38,6 +38,7 @@ EXPORTS = {
     "insights.evidence": ("problem", "problem_id"),
     "insights.export": ("insights", "name"),
     "reports.monthly_csv": ("report", None),
+    "tickets.queue_export": ("tickets", None),
 }
 #: URL arguments that may be written to the trail, each with the only shape it may have: identifiers
 #: and names of things, never free values (a token in the same place is left out).

@@ -45,15 +45,18 @@ ADMIN_MENU = [
     ("api_admin.webhooks", _l("Webhook")),
     ("notify.failed", _l("送信失敗")),
     ("sla.policies", _l("SLA設定")),
+    ("tickets.custom_fields", _l("追加項目")),
     ("accounts.admin_audit", _l("監査ログ")),
 ]
 #: pages that carry the admin menu (endpoint prefixes), and header items an admin finds in that menu instead
-_ADMIN_PAGES = ("accounts.admin_", "accounts.activation", "accounts.user", "api_admin.", "notify.", "sla.")
+_ADMIN_PAGES = ("accounts.admin_", "accounts.activation", "accounts.user", "api_admin.", "notify.", "sla.",
+                "tickets.custom_field")
 _ACTIVE_WITH = {"accounts.users": ("accounts.user_", "accounts.admin_user"),
                 "accounts.admin_organisations": ("accounts.admin_organisation",),
                 "accounts.admin_import": ("accounts.admin_import",),
                 "api_admin.tokens": ("api_admin.revoke_token",), "api_admin.webhooks": ("api_admin.webhook",),
-                "notify.": ("notify.",), "notify.failed": ("notify.",), "sla.policies": ("sla.",)}
+                "notify.": ("notify.",), "notify.failed": ("notify.",), "sla.policies": ("sla.",),
+                "tickets.custom_fields": ("tickets.custom_field",)}
 _IN_ADMIN_MENU = frozenset({"accounts.activation", "sla.policies", "notify.failed"})
 
 

@@ -89,13 +89,46 @@ def _operation(op: Operation) -> dict:
     return out
 
 
-@lru_cache(maxsize=1)
-def _cached(server_url: str) -> dict:
+@lru_cache(maxsize=4)
+def _cached(server_url: str, custom_fields_signature: tuple) -> dict:
     return _build(server_url)
 
 
 def build_document(server_url: str = "/") -> dict:
-    return _cached(server_url)
+    # Keyed by the custom field definitions too: an administrator's change shows on every process.
+    return _cached(server_url, _custom_fields_signature())
+
+
+def forget_cached() -> None:
+    _cached.cache_clear()
+
+
+def _custom_fields_signature() -> tuple:
+    from flask import has_app_context
+
+    from helpdesk.extensions import db
+    if not has_app_context():  # built at import time (tools): the generic shape, no definitions
+        return ("generic",)
+    from helpdesk.tickets import custom_fields
+
+    return tuple(tuple(row) for row in custom_fields.signature(db.session))
+
+
+def _with_custom_fields(schemas: dict) -> dict:
+    """The `CustomFields` component from the current definitions.
+
+    The ticket models keep their own (validating) schema — a map of key to string/number/boolean/null;
+    this component documents each defined key with its type, choices and labels, and the service checks
+    the values against it (400 with a message per `custom_fields.<key>`).
+    """
+    from helpdesk.extensions import db
+    from helpdesk.tickets import custom_fields
+
+    from flask import has_app_context
+
+    schemas["CustomFields"] = (custom_fields.openapi_schema(db.session) if has_app_context()
+                               else custom_fields.openapi_schema(None))
+    return schemas
 
 
 def _build(server_url: str) -> dict:
@@ -121,7 +154,7 @@ def _build(server_url: str) -> dict:
         "tags": TAGS,
         "paths": paths,
         "components": {
-            "schemas": defs.get("$defs", {}),
+            "schemas": _with_custom_fields(defs.get("$defs", {})),
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                "description": "API token (hd_…), shown once at creation"}},
         },

@@ -31,6 +31,9 @@ Lang = Literal["ja", "en"]
 Short = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Email = Annotated[str, StringConstraints(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
 TagStr = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+#: Custom field values by key (types per field: see the `CustomFields` schema, rebuilt from the definitions).
+CustomFieldValues = dict[Annotated[str, StringConstraints(min_length=1, max_length=40)],
+                         str | bool | int | float | None]
 
 
 def _check_text(value: str) -> str:
@@ -124,6 +127,8 @@ class Ticket(TicketSummary):
     closed_at: dt.datetime | None
     csat_score: int | None
     articles: list[str] = Field(description="Slugs of the manual articles linked to the ticket")
+    custom_fields: dict[str, Any] = Field(
+        default_factory=dict, description="Custom field values by key; keys, types, choices: #/components/schemas/CustomFields")
 
 
 class TicketPage(Response):
@@ -141,6 +146,8 @@ class TicketCreate(Request):
     organisation_code: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = Field(
         default=None, description="Staff tokens only: the organisation (default: the requester's)")
     channel: Channel = Field(default="api", description="Staff tokens only: where the request came in")
+    custom_fields: CustomFieldValues | None = Field(
+        default=None, description="Custom field values by key; keys, types, choices: #/components/schemas/CustomFields")
 
 
 class TicketUpdate(Request):
@@ -149,6 +156,8 @@ class TicketUpdate(Request):
     category: CategoryCode | None = Field(default=None, description="A category code; \"\" is not allowed")
     assignee: Email | None = Field(default=None, description="E-mail of a staff user")
     unassign: bool = Field(default=False, description="true removes the assignee")
+    custom_fields: CustomFieldValues | None = Field(
+        default=None, description="Custom field values to change by key (null clears); see #/components/schemas/CustomFields")
     version: int | None = Field(default=None, ge=1, description="Expected version (or send If-Match)")
 
 

@@ -17,6 +17,7 @@ from helpdesk.routing import external_url
 from helpdesk.text import clean_input
 from helpdesk.tickets import queue
 from helpdesk.tickets import service as tickets
+from helpdesk.tickets import custom_fields as cf
 from helpdesk.tickets import timelog
 from helpdesk.tickets.models import Ticket, TicketArticle, parse_ref
 
@@ -64,7 +65,37 @@ def ticket_out(t: Ticket, *, new: bool = False) -> S.Ticket:
     return S.Ticket(**_summary_fields(t), body=t.body or "", tags=t.tag_names, context=t.context,
                     first_response_due_at=to_tokyo(t.first_response_due_at),
                     first_response_at=to_tokyo(t.first_response_at), resolved_at=to_tokyo(t.resolved_at),
-                    closed_at=to_tokyo(t.closed_at), csat_score=t.csat_score, articles=list(articles))
+                    closed_at=to_tokyo(t.closed_at), csat_score=t.csat_score, articles=list(articles),
+                    custom_fields=_custom_out(t))
+
+
+def _custom_out(t: Ticket) -> dict:
+    """Values of the fields of the ticket's category (null when empty) and of any other field holding one."""
+    values = cf.values_of(db.session, [t.id])[t.id]
+    return {f.key: cf.json_value(f, values.get(f.key)) for f in cf.all_fields(db.session)
+            if (f.active and f.applies_to(t.category_id)) or f.key in values}
+
+
+def _custom_key(key: str) -> str:
+    return f"custom_fields.{key}"
+
+
+def _custom_in(raw: dict | None, category: str | None) -> dict:
+    """Checked custom field values of a new ticket; 400 with a message per field otherwise."""
+    category_id = tickets.category_by_code(db.session, category).id if category else None
+    fields = cf.fields_for(db.session, category_id)
+    raw = dict(raw or {})
+    known = {f.key for f in fields}
+    errors = {_custom_key(k): [f"項目「{k}」はありません（このカテゴリのチケットでは使えません）。"]
+              for k in raw if k not in known}
+    try:
+        values = cf.check_values(fields, raw, error_key=_custom_key)
+    except cf.CustomFieldError as exc:
+        errors.update({k: [v] for k, v in exc.field_errors.items()})
+        values = {}
+    if errors:
+        raise ApiError(400, "validation", "入力内容に誤りがあります。errors の各項目を確認してください。", errors)
+    return values
 
 
 def _etag(t: Ticket) -> dict[str, str]:
@@ -191,12 +222,14 @@ def create_ticket(payload: S.TicketCreate):
             organisation_id = org_id
     if errors:
         raise ApiError(422, "unknown-reference", "指定された利用者または組織が見つかりません。", errors)
+    custom_values = _custom_in(payload.custom_fields, payload.category)
     act = actor()
     _creation_limit(user, act)
     ticket = tickets.create_ticket(db.session, actor=act, subject=payload.subject, body=payload.body,
                                    channel=payload.channel, requester_id=requester_id,
                                    organisation_id=organisation_id, category=payload.category,
                                    priority=payload.priority, tags=payload.tags, commit=False)
+    cf.set_initial_values(db.session, ticket, custom_values)
     audit.record(db.session, act, "api.ticket_create", "ticket", ticket.ref,
                  {"channel": payload.channel, "requester_id": requester_id, "organisation_id": organisation_id})
     location = url_for("api.get_ticket", ref=ticket.ref)
@@ -228,7 +261,8 @@ def update_ticket(ref: str, payload: S.TicketUpdate):
     _require_staff("チケットの更新")
     changes = payload.model_dump(exclude_unset=True, exclude={"version"})
     if not any(v not in (None, False) for v in changes.values()):
-        raise ApiError(400, "validation", "変更する項目（status, priority, category, assignee, unassign）を指定してください。",
+        raise ApiError(400, "validation",
+                       "変更する項目（status, priority, category, assignee, unassign, custom_fields）を指定してください。",
                        {"body": ["変更する項目がありません。"]})
     if_match = request.headers.get("If-Match")
     expected, status_on_conflict = payload.version, 409
@@ -257,6 +291,13 @@ def update_ticket(ref: str, payload: S.TicketUpdate):
               "assignee": ticket.assignee.email if ticket.assignee else None}
     tickets.update_fields(db.session, ticket.id, act, expected_version=expected, priority=payload.priority,
                           category=payload.category, assignee_id=assignee_id, status=payload.status, commit=False)
+    if payload.custom_fields:
+        try:
+            cf.update_ticket_values(db.session, ticket.id, payload.custom_fields, act, error_key=_custom_key,
+                                    commit=False)
+        except cf.CustomFieldError as exc:
+            raise ApiError(400, "validation", "入力内容に誤りがあります。errors の各項目を確認してください。",
+                           {k: [v] for k, v in exc.field_errors.items()})
     audit.record(db.session, act, "api.ticket_update", "ticket", ticket.ref, {"before": before, "changes": changes})
     return Reply(200, ticket_out(ticket), _etag(ticket))
 

@@ -89,6 +89,17 @@ def describe(event: TicketEvent, people: dict, categories: dict) -> Line:
         return Line(str(_l("%(ref)s に統合", ref=event.after)), reason_text)
     if kind == "merged_in":
         return Line(str(_l("%(ref)s を統合", ref=event.after)))
+    if kind == "split":
+        return Line(str(_l("返信 %(n)s件を %(ref)s に分けました", n=detail.get("count", "?"), ref=event.after)))
+    if kind == "split_from":
+        return Line(str(_l("%(ref)s から分けたチケット（返信 %(n)s件）", n=detail.get("count", "?"), ref=event.after)))
+    if kind == "custom_field":
+        from flask_babel import get_locale
+
+        from helpdesk.extensions import db
+        from helpdesk.tickets.custom_fields import describe_event
+
+        return Line(describe_event(db.session, event, str(get_locale() or "ja")))
     if kind in ("tag", "link", "article", "attachment") and (event.before is None) != (event.after is None):
         label = FIELD_LABELS.get(kind, kind)
         if event.after is not None:

@@ -25,7 +25,7 @@ from helpdesk.common import utcnow
 from helpdesk.extensions import db
 from helpdesk.security import client_ip
 from helpdesk.text import clean_input
-from helpdesk.tickets import bp, creation_limit, service
+from helpdesk.tickets import bp, creation_limit, custom_fields, service
 from helpdesk.tickets.contacts import ContactError, create_contact, find_organisation, search_contacts
 from helpdesk.tickets.models import FormNonce, Ticket
 from helpdesk.tickets.portal_forms import AppendCallForm, IntakeForm, new_nonce
@@ -77,7 +77,7 @@ def log_call(session, actor: Actor, *, subject: str, description: str = "", answ
              caller_id: int | None = None, new_contact: dict | None = None, category: str | None = None,
              priority: str = "P3", call_started_at: dt.datetime | None = None,
              call_ended_at: dt.datetime | None = None, resolved_on_call: bool = False,
-             nonce: str | None = None, assign_to_actor: bool = True) -> Ticket:
+             nonce: str | None = None, assign_to_actor: bool = True, custom_values: dict | None = None) -> Ticket:
     """Create the ticket of a phone call (and the caller if new); one commit.
 
     `new_contact` is {name, email, phone, org_code}. The answer given on the phone, if any, is kept
@@ -99,6 +99,7 @@ def log_call(session, actor: Actor, *, subject: str, description: str = "", answ
         call_started_at=call_started_at, call_ended_at=call_ended_at,
         resolved_on_call=resolved_on_call and not answer,
         assignee_id=actor.user_id if assign_to_actor and actor.user_id else None, commit=False)
+    custom_fields.set_initial_values(session, ticket, custom_values or {})  # checked by the caller
     if answer:
         service.add_comment(session, ticket.id, answer, actor, public=True, via="phone", commit=False)
         if resolved_on_call:
@@ -200,13 +201,17 @@ def _render(form: IntakeForm, status: int = 200, limit_error: str | None = None,
 @staff_required
 def intake():
     """The phone intake screen; POST logs the call and gives a fresh form for the next one."""
+    from helpdesk.tickets.custom_field_views import check_new_ticket_form
+
     form = IntakeForm()
     form.category.choices = _category_choices()
     if request.method == "GET":
         form = IntakeForm(formdata=None)
         form.category.choices = _category_choices()
         return _render(form)
-    if not form.validate():
+    valid = form.validate()
+    custom_values = check_new_ticket_form(form.category.data)  # messages next to each custom field
+    if not valid or custom_values is None:
         return _render(form, 400)
     # The staff limit (far above any person's pace): a script driving this form stops here, nothing written.
     refusal = creation_limit.enforce(db.session, "staff", str(current_user.id), _actor(), "phone")
@@ -225,7 +230,7 @@ def intake():
                           answer=form.answer.data or "", caller_id=int(form.caller_id.data) if form.caller_id.data else None,
                           new_contact=new_contact, category=form.category.data or None, priority=form.priority.data,
                           call_started_at=started, call_ended_at=ended, resolved_on_call=form.resolved_on_call.data,
-                          nonce=form.nonce.data)
+                          nonce=form.nonce.data, custom_values=custom_values)
     except service.DuplicateSubmission as exc:
         db.session.rollback()
         return _duplicate(exc)

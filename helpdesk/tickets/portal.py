@@ -26,7 +26,7 @@ from helpdesk.auth import login_required
 from helpdesk.extensions import db
 from helpdesk.security import client_ip
 from helpdesk.text import normalize
-from helpdesk.tickets import bp, creation_limit, search, service
+from helpdesk.tickets import bp, creation_limit, custom_fields, search, service
 from helpdesk.tickets import queue as queue_mod
 from helpdesk.tickets.attachments import (MAX_FILES, StorageError, check_uploads, human_size, max_bytes,
                                           store, visible_attachments)
@@ -109,12 +109,13 @@ def requester_rate(session, user: User, ticket_id: int, score: int, comment: str
 
 
 def submit_ticket(session, user: User, actor: Actor, *, subject: str, description: str, category: str | None,
-                  files, nonce: str) -> str:
+                  files, nonce: str, custom_values: dict | None = None) -> str:
     """A new web ticket from the portal with its (already checked) files; one commit. Returns its reference
     (read before the commit: the committed ticket would be reloaded just to print it)."""
     ticket = service.create_ticket(session, actor=actor, subject=subject, body=description, channel="web",
                                    requester_id=user.id, organisation_id=user.organisation_id,
                                    category=category or None, nonce=nonce, commit=False)
+    custom_fields.set_initial_values(session, ticket, custom_values or {})  # checked by the caller
     for checked in files:
         store(session, ticket, checked, actor)
     ref = ticket.ref
@@ -322,6 +323,10 @@ def portal_new():
             return redirect(url_for("tickets.intake"))
         files, file_errors = [], []
         valid = form.validate()
+        from helpdesk.tickets.custom_field_views import check_new_ticket_form
+
+        custom_values = check_new_ticket_form(form.category.data)  # messages next to each custom field
+        valid = valid and custom_values is not None
         files, file_errors = check_uploads(request.files.getlist(form.files.name))
         if file_errors:
             form.files.errors = list(form.files.errors) + file_errors + [
@@ -336,7 +341,7 @@ def portal_new():
             try:
                 ref = submit_ticket(db.session, current_user, _actor(), subject=form.subject.data,
                                     description=form.description.data, category=form.category.data or None,
-                                    files=files, nonce=form.nonce.data)
+                                    files=files, nonce=form.nonce.data, custom_values=custom_values)
             except service.DuplicateSubmission as exc:
                 db.session.rollback()
                 return _duplicate(exc)

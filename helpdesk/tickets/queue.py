@@ -19,7 +19,7 @@ from sqlalchemy.orm import defer
 
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.common import ORG_KINDS, TOKYO, UTCDateTime, utcnow
-from helpdesk.tickets import search
+from helpdesk.tickets import custom_fields, search
 from helpdesk.tickets.models import OPEN_STATUSES, PRIORITIES, STATUSES, TIERS, Category, Ticket, TicketTag
 from helpdesk.tickets.service import visible_clause
 
@@ -62,6 +62,8 @@ class QueueFilters:
     sla: list[str] = field(default_factory=list)
     q: str = ""
     sort: str = DEFAULT_SORT
+    #: Custom field conditions (cf_<key>=value), checked against the field's type.
+    custom: list = field(default_factory=list)
 
     @property
     def effective_sort(self) -> str:
@@ -87,6 +89,7 @@ class QueueFilters:
             pairs.append(("created_to", self.created_to.isoformat()))
         if self.q:
             pairs.append(("q", self.q))
+        pairs += [custom_fields.filter_arg(c) for c in self.custom]
         if self.sort != DEFAULT_SORT:
             pairs.append(("sort", self.sort))
         return pairs
@@ -203,9 +206,29 @@ def parse_filters(args: Mapping[str, Any]) -> QueueFilters:
     if sort == "relevance" and not f.q:
         sort = DEFAULT_SORT
     f.sort = sort
+    custom = _custom_pairs(args)
+    if custom:
+        from helpdesk.extensions import db  # the field definitions: their types decide what a value means
+
+        f.custom, custom_errors = custom_fields.parse_filter_args(db.session, custom)
+        errors.update(custom_errors)
     if errors:
         raise FilterError(errors)
     return f
+
+
+def _custom_pairs(args: Mapping[str, Any]) -> list[tuple[str, str]]:
+    pairs = []
+    for key in list(args.keys()):
+        if isinstance(key, str) and key.startswith(custom_fields.PREFIX):
+            values = args.getlist(key) if hasattr(args, "getlist") else [args.get(key)]
+            pairs += [(key, str(v)) for v in values if v is not None]
+    return pairs
+
+
+def has_filter_keys(args: Mapping[str, Any]) -> bool:
+    """Whether the query string holds any filter (a built-in key or a custom field cf_<key>)."""
+    return any(k in args for k in FILTER_KEYS) or bool(_custom_pairs(args))
 
 
 # --- the query ------------------------------------------------------------------------------
@@ -257,6 +280,8 @@ def _where(session, user: User, filters: QueueFilters) -> list:
         clauses.append(or_(*sla))
     for tag in filters.tags:
         clauses.append(exists().where(TicketTag.ticket_id == Ticket.id, TicketTag.tag == tag))
+    for condition in filters.custom:
+        clauses.append(custom_fields.filter_clause(condition, Ticket.id))
     return clauses
 
 

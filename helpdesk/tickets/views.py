@@ -88,7 +88,7 @@ def queue():
     view_key = args.pop("view", None)
     cursor = args.pop("cursor", None)
     fragment = args.pop("fragment", None) == "rows"  # the live queue refreshes only its rows
-    has_filters = any(k in args for k in queue_mod.FILTER_KEYS)
+    has_filters = queue_mod.has_filter_keys(args)
     if not has_filters:
         view_key = view_key or "open"
         view_args = _view_args(view_key, user_views)
@@ -699,3 +699,6 @@ def macro_delete(macro_id: int):
     flash(_("マクロを無効にしました。"), "success")
     return redirect(url_for("tickets.macro_list"))
 
+
+# Custom fields (admin page, ticket page edit, queue CSV) and split add their routes to the same blueprint.
+from helpdesk.tickets import custom_field_views, split  # noqa: E402,F401

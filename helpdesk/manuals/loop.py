@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, or_, select
 
 from helpdesk import audit
@@ -271,23 +272,23 @@ def _tickets_for(session, *, group_id: int | None, ticket_refs: list[str] | None
     if group_id is not None:
         group = session.get(RecurringGroup, group_id)
         if group is None:
-            raise LoopError("その繰り返しグループは見つかりません。", "group_id")
+            raise LoopError(_l("その繰り返しグループは見つかりません。"), "group_id")
         tickets = list(session.scalars(select(Ticket).join(RecurringMember, RecurringMember.ticket_id == Ticket.id)
                                        .where(RecurringMember.group_id == group_id).order_by(Ticket.id)))
         return group, tickets
     refs = sorted({r.strip().upper() for r in ticket_refs or [] if r.strip()})
     if not refs:
-        raise LoopError("チケット番号を1件以上入力してください。", "ticket_refs")
+        raise LoopError(_l("チケット番号を1件以上入力してください。"), "ticket_refs")
     ids = []
     for ref in refs:
         m = re.fullmatch(r"HD-(\d{1,12})", ref)
         if not m:
-            raise LoopError(f"チケット番号「{ref[:20]}」は HD-000123 の形で入力してください。", "ticket_refs")
+            raise LoopError(_l("チケット番号「%(ref)s」は HD-000123 の形で入力してください。", ref=ref[:20]), "ticket_refs")
         ids.append(int(m.group(1)))
     tickets = list(session.scalars(select(Ticket).where(Ticket.id.in_(ids)).order_by(Ticket.id)))
     missing = sorted(set(ids) - {t.id for t in tickets})
     if missing:
-        raise LoopError(f"チケット HD-{missing[0]:06d} が見つかりません。", "ticket_refs")
+        raise LoopError(_l("チケット %(ref)s が見つかりません。", ref=f"HD-{missing[0]:06d}"), "ticket_refs")
     return None, tickets
 
 
@@ -380,7 +381,7 @@ def create_draft(session, actor: Actor, *, group_id: int | None = None, ticket_r
 def get_draft(session, draft_id: int) -> ManualDraft:
     draft = session.get(ManualDraft, draft_id)
     if draft is None:
-        raise LoopError("下書きが見つかりません。")
+        raise LoopError(_l("下書きが見つかりません。"))
     return draft
 
 
@@ -395,27 +396,27 @@ def _check_fields(data: dict, *, publishing: bool) -> dict:
     errors: dict[str, str] = {}
     slug = (data.get("slug") or "").strip()
     if not SLUG_RE.match(slug) or len(slug) > 120:
-        errors["slug"] = "スラッグは半角英小文字・数字・ハイフンで入力してください（例: stock-report-error）。"
+        errors["slug"] = _l("スラッグは半角英小文字・数字・ハイフンで入力してください（例: stock-report-error）。")
     if data.get("role") not in ("municipality", "clinic", "wholesaler", "common"):
-        errors["role"] = "対象を選んでください。"
+        errors["role"] = _l("対象を選んでください。")
     if not (data.get("title_ja") or "").strip():
-        errors["title_ja"] = "タイトル（日本語）を入力してください。"
+        errors["title_ja"] = _l("タイトル（日本語）を入力してください。")
     if not (data.get("body_ja") or "").strip():
-        errors["body_ja"] = "本文（日本語）を入力してください。"
+        errors["body_ja"] = _l("本文（日本語）を入力してください。")
     if publishing:
         if not (data.get("title_en") or "").strip():
-            errors["title_en"] = "公開するには英語のタイトルを入力してください。"
+            errors["title_en"] = _l("公開するには英語のタイトルを入力してください。")
         if not (data.get("body_en") or "").strip():
-            errors["body_en"] = "公開するには英語の本文を入力してください。"
+            errors["body_en"] = _l("公開するには英語の本文を入力してください。")
     return errors
 
 
 def save_draft(session, draft_id: int, actor: Actor, data: dict, *, expected_version: int | None = None) -> ManualDraft:
     draft = get_draft(session, draft_id)
     if draft.status != "draft":
-        raise LoopError("公開済み・破棄済みの下書きは編集できません。")
+        raise LoopError(_l("公開済み・破棄済みの下書きは編集できません。"))
     if expected_version is not None and expected_version != draft.version:
-        raise LoopError("ほかの編集者がこの下書きを先に保存しました。ページを開き直してから編集してください。")
+        raise LoopError(_l("ほかの編集者がこの下書きを先に保存しました。ページを開き直してから編集してください。"))
     errors = _check_fields(data, publishing=False)
     if errors:
         field_name, message = next(iter(errors.items()))
@@ -455,9 +456,9 @@ def publish_draft(session, draft_id: int, actor: Actor, manuals_dir: str | Path,
 
     draft = get_draft(session, draft_id)
     if draft.status != "draft":
-        raise LoopError("この下書きは既に公開または破棄されています。")
+        raise LoopError(_l("この下書きは既に公開または破棄されています。"))
     if expected_version is not None and expected_version != draft.version:
-        raise LoopError("ほかの編集者がこの下書きを先に保存しました。ページを開き直してから公開してください。")
+        raise LoopError(_l("ほかの編集者がこの下書きを先に保存しました。ページを開き直してから公開してください。"))
     data = {"slug": draft.slug, "role": draft.role, "title_ja": draft.title_ja, "body_ja": draft.body_ja,
             "title_en": draft.title_en, "body_en": draft.body_en}
     errors = _check_fields(data, publishing=True)
@@ -467,7 +468,7 @@ def publish_draft(session, draft_id: int, actor: Actor, manuals_dir: str | Path,
     root = Path(manuals_dir)
     existing = session.scalars(select(ManualArticle).where(ManualArticle.slug == draft.slug)).all()
     if any(a.role != draft.role for a in existing if a.active):
-        raise LoopError("このスラッグは別の対象の記事で使われています。別のスラッグにしてください。", "slug")
+        raise LoopError(_l("このスラッグは別の対象の記事で使われています。別のスラッグにしてください。"), "slug")
     doc_version = max((a.doc_version for a in existing), default=0) + 1
     today = utcnow().astimezone(TOKYO).date()
     with _WRITE_LOCK:
@@ -489,7 +490,8 @@ def publish_draft(session, draft_id: int, actor: Actor, manuals_dir: str | Path,
                     check.unlink(missing_ok=True)
                     check.parent.rmdir()
                 if errs:
-                    raise LoopError(f"記事として読み込めません: {errs[0].field}: {errs[0].message}",
+                    raise LoopError(_l("記事として読み込めません: %(field)s: %(message)s", field=errs[0].field,
+                                       message=errs[0].message),
                                     "body_ja" if lang == "ja" else "body_en")
                 staged.append((tmp, folder / f"{draft.slug}.{lang}.md"))
             for tmp, final in staged:
@@ -520,7 +522,7 @@ def publish_draft(session, draft_id: int, actor: Actor, manuals_dir: str | Path,
 def discard_draft(session, draft_id: int, actor: Actor) -> ManualDraft:
     draft = get_draft(session, draft_id)
     if draft.status != "draft":
-        raise LoopError("この下書きは既に公開または破棄されています。")
+        raise LoopError(_l("この下書きは既に公開または破棄されています。"))
     draft.status = "discarded"
     draft.version += 1
     audit.record(session, actor, "manual.draft_discard", "manual_draft", draft.id)

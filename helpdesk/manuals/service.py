@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nh3
+from flask_babel import lazy_gettext as _l
 from markdown_it import MarkdownIt
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
@@ -171,7 +172,7 @@ def version_diff(session, slug: str, lang: str, old: int, new: int) -> list[tupl
     """Line diff between two stored versions: [(kind, line)] with kind in ' ', '+', '-', '@'."""
     by_v = {v.version: v for v in versions(session, slug, lang)}
     if old not in by_v or new not in by_v:
-        raise ManualsError("指定された版が見つかりません。")
+        raise ManualsError(_l("指定された版が見つかりません。"))
     a, b = by_v[old], by_v[new]
     out: list[tuple[str, str]] = []
     lines = difflib.unified_diff(f"# {a.title}\n{a.body}".splitlines(), f"# {b.title}\n{b.body}".splitlines(),
@@ -243,14 +244,14 @@ def record_feedback(session, *, slug: str, lang: str, version: int, user_id: int
         ArticleFeedback.user_id == user_id, ArticleFeedback.slug == slug, ArticleFeedback.version == version,
         ArticleFeedback.lang == lang))
     if exists:
-        raise AlreadyAnswered("この版の記事には既に回答いただいています。ありがとうございました。")
+        raise AlreadyAnswered(_l("この版の記事には既に回答いただいています。ありがとうございました。"))
     row = ArticleFeedback(slug=slug, lang=lang, version=version, user_id=user_id, helpful=bool(helpful), comment=comment)
     try:
         with session.begin_nested():
             session.add(row)
             session.flush()
     except IntegrityError:
-        raise AlreadyAnswered("この版の記事には既に回答いただいています。ありがとうございました。") from None
+        raise AlreadyAnswered(_l("この版の記事には既に回答いただいています。ありがとうございました。")) from None
     audit.record(session, actor, "manual.feedback", "manual_article", f"{slug}.{lang}",
                  detail={"version": version, "helpful": bool(helpful)})
     session.commit()
@@ -327,13 +328,13 @@ def link_to_ticket(session, *, ticket_ref: str, slug: str, user, actor: Actor, k
 
     slug = (slug or "").strip()
     if kb.get(slug) is None:
-        raise ManualsError("その記事は見つかりません。")
+        raise ManualsError(_l("その記事は見つかりません。"))
     if not user.is_staff:
-        raise ManualsError("記事をチケットに紐付けられるのは担当者だけです。")
+        raise ManualsError(_l("記事をチケットに紐付けられるのは担当者だけです。"))
     try:
         ticket = tickets.get_visible(session, user, ticket_ref)
     except tickets.NotFound:
-        raise ManualsError("チケットが見つかりません。") from None
+        raise ManualsError(_l("チケットが見つかりません。")) from None
     return tickets.link_article(session, ticket.id, slug, actor, resolved_by=resolved_by)
 
 

@@ -99,7 +99,7 @@ def compute_recurring(session, since: dt.date | None = None, until: dt.date | No
     return out
 
 
-PREP_VERSION = "1"
+from helpdesk.insights.textprep import PREP_VERSION  # noqa: E402  (bumped when preparation changes)
 
 
 def _digest(subject: str | None, body: str | None) -> str:

@@ -15,19 +15,26 @@ from functools import lru_cache
 
 from helpdesk.insights.pii import scrub
 
+#: Part of the cache key of prepared texts (insights/service.py): bump it whenever the output changes.
+PREP_VERSION = "2"
+
 _LINE_DROP = re.compile(
     r"^(?:"
     r"お世話にな|いつも(?:大変)?お世話|平素より|お疲れ様|お疲れさま|お忙しいところ|失礼いたします|ご担当者?|"
     r"ヘルプデスク(?:\s*ご担当|\s*御中)|.*御中$|"
     r"(?:何卒|どうぞ)?よろしく|宜しく|以上[、。です]|以上$|ご確認のほど|お手数ですが|回答お待ち|すみませんがお願い|"
-    r"(?:tel|fax|mail|e-?mail|phone|電話|携帯|連絡先|折り?返し先)\s*[:：]|"
+    r"(?:tel|fax|mail|e-?mail|phone|電話|携帯|連絡先|折り?返し先)\s*[:：]|(?:tel|fax|電話|携帯)\s*[0-9(+]|"
     r"hello|hi,|hi$|dear |to whom|thanks|thank you|best regards|kind regards|regards|sincerely|"
     r"[-―ー=＝_~〜*＊.・]{3,}"
     r")",
     re.IGNORECASE,
 )
 # "〇〇市 健康推進課の山田です。" / "山田と申します" / "佐藤でございます": who is writing, not what is wrong.
-_SELF_INTRO = re.compile(r"^[^。\n]{0,40}?(?:です|と申します|でございます|と言います)[。.]?$")
+# A "…です" line is an introduction only when "…の" or a space and then a name or title (kanji, katakana,
+# latin) come right before です and no subject/object particle is in it: "…届いて紛らわしいです", "…になるそうです" and
+# "在庫が未着です" describe the problem and are kept.
+_SELF_INTRO = re.compile(r"^(?:[^。\n]{0,40}?(?:と申します|でございます|と言います)"
+                         r"|[^。\nがを]{0,40}?[の\s][^。\nがをの\s]{0,12}[\u4e00-\u9fff\u30a0-\u30ffa-z々]\s*です)[。.]?$")
 _SELF_INTRO_INLINE = re.compile(r"[^。\n]{0,40}?(?:と申します|でございます)。")
 _MEMO_HEAD = re.compile(r"^[^。\n]{0,50}?(?:様|さん)?より(?:入電|電話|受電)?[。.]?|^[^。\n]{0,40}?から電話あり[。.]?")
 _MEMO_TAIL = re.compile(r"(?:折り?返し(?:希望|先)?|対応依頼|要折返し|至急折り?返し|回答期限は本日中|"
@@ -69,6 +76,8 @@ SYNONYMS = {
     "タイムアウト": "セッション", "timeout": "セッション", "session": "セッション",
     "フリーズ": "固まる", "freeze": "固まる",
     "ipad": "タブレット", "safari": "ブラウザ",
+    # issue 16.2: loan words written in katakana or latin letters, and the noun/verb of one word
+    "エクセル": "excel", "化け": "化ける", "受信": "届く", "残数": "数量", "残量": "数量",
 }
 
 _KEEP_POS = {"名詞", "動詞", "形容詞", "形状詞", "接頭辞"}
@@ -76,14 +85,24 @@ _DROP_POS2 = {"数詞", "人名", "地名"}
 _NEGATION = {"ない", "ず", "ぬ", "無い"}
 STOP_LEMMAS = frozenset("""
 為る 居る 有る 成る 行く 来る 言う 思う 見る 貰う 呉れる 頂く 下さる 致す 申す 御座る 出来る
-事 物 方 件 様 さん 時 所 為 中 際 的 御 お ご 度 回 今 後 前 上 下 日 月 年 本日 今日 昨日 明日 今週 先週
+そう 事 物 方 件 様 さん 時 所 為 中 際 的 御 お ご 度 回 今 後 前 上 下 日 月 年 本日 今日 昨日 明日 今週 先週
 願う お願い 教える 確認 対応 問い合わせ 問い 合わせ 連絡 質問 相談 困る 助かる 依頼 申し出 状況 状態
 ヘルプ デスク ヘルプデスク 担当 担当者 ご担当者 メモ 電話 受付 入電 折り返し 返す 至急 急ぎ 早急 用件 内容 件名
 どう 何 いつ 此れ 其れ 彼 これ それ あれ 分かる 分かり 知る
 the a an to of and or is are be was were it i we our my me you your for on in at this that
 please can could would will not no but with from by as have has get got when what how does do
 """.split())
-_TOKEN_FIX = re.compile(r"-[A-Za-z]+$")
+#: Words nearly every help-desk ticket uses whatever its problem: the screen, an error, a failure to log
+#: in, enter, register, save, show or open something, and what this system is about (接種, ワクチン). They stay in the vectors, but a recurring group is
+#: never recognised by them alone: a group's core words (clustering._core_words) leave them out, so two
+#: tickets sharing only "ログインできない" or "画面にエラーが表示される" are not the same problem.
+GENERIC_WORDS = frozenset("""
+ログ イン アウト ログイン ログアウト 画面 表示 表示_ない エラー 出る 出る_ない 入力 入力_ない 登録 登録_ない
+保存 保存_ない 押す ボタン 欄 新しい 良い 悪い 使う 使える 使える_ない 入れる 入れる_ない 開く 開く_ない 見る_ない
+仕舞う 操作 方法 場合 必要 利用 システム 出来る_ない 行う 分かる_ない 変える 分 今回 毎回 何度 全部 一部
+職員 他 同じ
+""".split())
+_TOKEN_FIX = re.compile(r"(?<=[^\x00-\x7f])-.+$")  # パソコン-personal computer, そう-伝聞: the sense tag goes
 #: Loan words the dictionary splits in two (ログ + イン): joined back for display ("ログイン", not "ログ・イン").
 #: The features keep the split, which is what the clustering constants were chosen with.
 JOINED_WORDS = {("ログ", "イン"): "ログイン", ("ログ", "アウト"): "ログアウト", ("再", "設定"): "再設定",
@@ -106,12 +125,22 @@ def _tagger():
     return _local.tagger
 
 
+def _drop_sentences(line: str) -> str:
+    """Drop the greeting, closing and self-introduction sentences of a line that goes on with the problem
+    ("お世話になっております。予約確認メールのリンクが…"): only those sentences go, not the rest of the line."""
+    if "。" not in line.rstrip("。"):
+        return line
+    parts = [p for p in re.split(r"(?<=。)", line) if p.strip()]
+    kept = [p for p in parts if not _LINE_DROP.match(p.strip()) and not _SELF_INTRO.match(p.strip())]
+    return "".join(kept).strip() if kept else ""
+
+
 def strip_boilerplate(text: str) -> str:
     """Drop greetings, closings, signatures, contact lines and personal data; keep the problem."""
     text = unicodedata.normalize("NFKC", text or "").lower()
     kept = []
     for number, raw in enumerate(text.split("\n")):
-        line = raw.strip()
+        line = _drop_sentences(raw.strip())
         if not line or _LINE_DROP.match(line):
             continue
         if number > 0 and (_ORG_LINE.match(line) or (len(line) <= 8 and not re.search(r"[。、!?？！]", line))):
@@ -168,7 +197,9 @@ def tokens(text: str) -> tuple[str, ...]:
                 previous = None
             continue
         out.append(word)
-        previous = word if pos[0] in ("動詞", "形容詞") or word in _KEEP_NEGATABLE else None
+        # A verb, an adjective or a noun that takes する (受信, 反映, 送信) can be negated: 受信できない.
+        negatable = pos[0] in ("動詞", "形容詞") or word in _KEEP_NEGATABLE or (pos[0] == "名詞" and "サ変可能" in pos)
+        previous = word if negatable else None
     return tuple(out)
 
 

@@ -307,3 +307,18 @@ def _sign_in(session, cfg: Settings, claims: dict, ip: str | None) -> User:
 def identities_of(session, user_id: int) -> list[UserIdentity]:
     return list(session.scalars(select(UserIdentity).where(UserIdentity.user_id == user_id)
                                 .order_by(UserIdentity.id)))
+
+
+def unlink_identity(session, user_id: int, identity_id: int, actor: Actor) -> UserIdentity | None:
+    """Remove one provider link of a user (e.g. the provider re-created the person); None if not theirs.
+
+    The next single sign-on links again by a provider-verified e-mail address, as the first one did.
+    """
+    identity = session.get(UserIdentity, identity_id)
+    if identity is None or identity.user_id != user_id:
+        return None
+    audit.record(session, actor, "user.identity_unlinked", "user", user_id,
+                 {"issuer": identity.issuer, "subject": identity.subject, "email": identity.email})
+    session.delete(identity)
+    session.commit()
+    return identity

@@ -20,7 +20,8 @@ from flask_login import current_user, login_user
 from joserfc.errors import JoseError
 
 from helpdesk.accounts import bp, oidc, twofactor_views
-from helpdesk.auth import public
+from helpdesk.audit import Actor
+from helpdesk.auth import admin_required, public
 from helpdesk.extensions import db, limiter
 from helpdesk.routing import external_url
 from helpdesk.security import client_ip, safe_next
@@ -176,3 +177,21 @@ def _open_session(user, next_url: str | None):
     session[SSO_SESSION] = True
     session.permanent = True
     return redirect(safe_next(next_url) or url_for("core.index"))
+
+
+# --- the administrator's view of a user's links (on the user page) ------------------------------
+
+@bp.app_template_global()
+def sso_identities(user_id: int) -> list:
+    """The provider links of a user, for the user page (empty when there are none)."""
+    return oidc.identities_of(db.session, user_id)
+
+
+@bp.post("/accounts/users/<int:user_id>/identities/<int:identity_id>/unlink")
+@admin_required
+def sso_unlink(user_id: int, identity_id: int):
+    if oidc.unlink_identity(db.session, user_id, identity_id, Actor.for_user(current_user, client_ip())) is None:
+        abort(404)
+    flash(_("シングルサインオンの紐付けを解除しました。次にシングルサインオンでログインしたとき、"
+            "IDプロバイダーで確認済みのメールアドレスによって紐付け直されます。"), "success")
+    return redirect(url_for("accounts.user_detail", user_id=user_id))

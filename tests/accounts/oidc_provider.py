@@ -37,14 +37,14 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def create_provider(issuer: str, client_id: str, client_secret: str, redirect_uris: list[str]) -> Flask:
+def create_provider(issuer: str, client_id: str, client_secret: str, redirect_uris: list[str],
+                    email: str = "agent1@helpdesk.example.jp") -> Flask:
     app = Flask("oidc_provider")
     key = RSAKey.generate_key(2048, parameters={"kid": "test-key-1", "use": "sig", "alg": "RS256"})
     rogue = RSAKey.generate_key(2048, parameters={"kid": "test-key-1"})  # same kid, not published
     lock = threading.Lock()
     state = {
-        "user": {"sub": "idp-user-1", "email": "agent@helpdesk.example.jp", "email_verified": True,
-                 "name": "受付 テスト"},
+        "user": {"sub": "idp-user-1", "email": email, "email_verified": True},
         "mode": "",
         "codes": {},
         "tokens": {},
@@ -260,12 +260,13 @@ def main() -> None:
     parser.add_argument("--client-id", required=True)
     parser.add_argument("--client-secret", required=True)
     parser.add_argument("--redirect-uri", action="append", required=True)
+    parser.add_argument("--email", default="agent1@helpdesk.example.jp", help="the person /authorize approves")
     args = parser.parse_args()
     from werkzeug.serving import make_server
 
     issuer = f"http://{args.host}:{args.port}"
     server = make_server(args.host, args.port, create_provider(issuer, args.client_id, args.client_secret,
-                                                              args.redirect_uri), threaded=True)
+                                                              args.redirect_uri, args.email), threaded=True)
     print(f"OIDC provider listening on {issuer}", flush=True)
     server.serve_forever()
 

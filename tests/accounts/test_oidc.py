@@ -375,3 +375,40 @@ def test_in_english(db, client, sso, make_user, make_org):
         assert audit_words.action_label("login.sso_refused") == "Single sign-on refused"
         assert audit_words.detail_lines("login.sso_refused", {"reason": "state"}) == \
             ["Reason: answer does not match the request"]
+
+
+def test_admin_sees_and_removes_a_link(db, app, sso, make_user, login):
+    agent = make_user(roles="agent", email="agent@helpdesk.example.jp")
+    supervisor = make_user(roles="supervisor", email="sv@helpdesk.example.jp")
+    admin = make_user(roles="admin", email="admin@helpdesk.example.jp")
+    browser = app.test_client()
+    _as_idp_user(sso, sub="idp-agent-1")
+    assert _round_trip(browser, sso).status_code == 302
+    identity = db.session.scalar(select(UserIdentity).where(UserIdentity.user_id == agent.id))
+
+    desk = app.test_client()
+    desk.post("/login", data={"email": supervisor.email, "password": "Test-Passw0rd!"})
+    page = desk.get(f"/accounts/users/{agent.id}").get_data(as_text=True)
+    assert 'id="sso-identities"' in page and "<code>idp-agent-1</code>" in page and sso.issuer in page
+    assert "紐付けを解除" not in page  # supervisors see the link; only administrators remove it
+    assert desk.post(f"/accounts/users/{agent.id}/identities/{identity.id}/unlink").status_code == 403
+    desk.post("/logout")
+
+    desk.post("/login", data={"email": admin.email, "password": "Test-Passw0rd!"})
+    assert "紐付けを解除" in desk.get(f"/accounts/users/{agent.id}").get_data(as_text=True)
+    # Another user's id in the path does not reach this link.
+    assert desk.post(f"/accounts/users/{admin.id}/identities/{identity.id}/unlink").status_code == 404
+    done = desk.post(f"/accounts/users/{agent.id}/identities/{identity.id}/unlink")
+    assert done.status_code == 302 and done.headers["Location"].endswith(f"/accounts/users/{agent.id}")
+    assert db.session.scalar(select(func.count()).select_from(UserIdentity)) == 0
+    unlinked = _audits(db, "user.identity_unlinked")
+    assert len(unlinked) == 1 and unlinked[0].actor_id == admin.id and unlinked[0].detail["subject"] == "idp-agent-1"
+    page = desk.get(f"/accounts/users/{agent.id}").get_data(as_text=True)
+    assert "まだ紐付いていません" in page
+
+    # The provider's re-created person (new sub) can now sign in and is linked again by the verified address.
+    browser.post("/logout")
+    _as_idp_user(sso, sub="idp-agent-2")
+    assert _round_trip(browser, sso).status_code == 302 and _signed_in(browser)
+    again = db.session.scalar(select(UserIdentity).where(UserIdentity.user_id == agent.id))
+    assert again.subject == "idp-agent-2"

@@ -252,16 +252,6 @@ def create_user(session, *, email: str, name: str, organisation_id: int | None, 
     return user
 
 
-def get_or_create_organisation(session, *, code: str, name: str, kind: str, prefecture: str | None = None,
-                               parent_id: int | None = None) -> Organisation:
-    org = session.scalar(select(Organisation).where(Organisation.code == code))
-    if org is None:
-        org = Organisation(code=code, name=name, kind=kind, prefecture=prefecture, parent_id=parent_id)
-        session.add(org)
-        session.flush()
-    return org
-
-
 # --------------------------------------------------------------------------- activation dashboard
 
 import csv as _csv  # noqa: E402

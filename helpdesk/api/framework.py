@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from helpdesk.api import bp, service
-from helpdesk.api.models import ApiToken, IdempotencyRecord
+from helpdesk.api.models import IdempotencyRecord
 from helpdesk.extensions import db
 from helpdesk.security import client_ip
 
@@ -127,10 +127,6 @@ _REFUSALS = {
     "expired": "このAPIトークンは有効期限が切れています。管理者に新しいトークンを依頼してください。",
     "user_disabled": "このAPIトークンに紐づく利用者は無効化されています。",
 }
-
-
-def current_token() -> ApiToken:
-    return g.api_token
 
 
 def current_user_():

@@ -13,8 +13,6 @@ from helpdesk.audit import Actor
 from helpdesk.tickets import service as tickets
 
 #: Order of the structured fields on the ticket page (key, Japanese label).
-CONTEXT_FIELDS = (("login_id", "ログインID"), ("organisation_code", "組織コード"), ("screen_id", "画面ID"),
-                  ("error_code", "エラーコード"), ("browser", "ブラウザ"), ("page_url", "画面URL"))
 SUGGESTIONS = 3
 
 
@@ -85,9 +83,3 @@ def file_help_request(session, user: User, payload: S.HelpRequestCreate, actor: 
     return S.HelpRequestResult(ticket=S.HelpTicket(ref=ticket.ref, status=ticket.status, url=ticket_url(ticket)),
                                suggestions=suggestions)
 
-
-def context_rows(context: dict | None) -> list[tuple[str, str]]:
-    """(label, value) pairs of a ticket's help-button context, for the ticket page."""
-    if not context:
-        return []
-    return [(label, str(context[key])) for key, label in CONTEXT_FIELDS if context.get(key)]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import DateField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from helpdesk.insights.models import PROBLEM_STATUSES
@@ -66,10 +66,3 @@ class LinkForm(FlaskForm):
 class EmptyForm(FlaskForm):
     """A form with only the CSRF token (buttons that post)."""
 
-
-class FilterForm(FlaskForm):
-    class Meta:
-        csrf = False
-
-    period = SelectField(_l("集計単位"), choices=[("week", _l("週")), ("day", _l("日"))], default="week")
-    weeks = IntegerField(_l("期間（週）"), default=12, validators=[Optional()])

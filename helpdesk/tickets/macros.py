@@ -11,7 +11,7 @@ from helpdesk.audit import Actor
 from helpdesk.i18n import lazy_join
 from helpdesk.text import clean_input
 from helpdesk.tickets.models import STATUSES, Category, Macro, Ticket
-from helpdesk.tickets.service import TicketError, add_comment, update_fields
+from helpdesk.tickets.service import TicketError
 
 PLACEHOLDERS = ("requester_name", "ref", "agent_name", "organisation_name", "subject")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
@@ -92,20 +92,3 @@ def delete_macro(session, actor: Actor, macro_id: int) -> None:
     audit.record(session, actor, "macro.retired", "macro", macro.id, {"title": macro.title})
     session.commit()
 
-
-def apply_macro(session, ticket_id: int, macro_id: int, actor: Actor, *, agent_name: str, public: bool = True,
-                body: str | None = None, expected_version: int | None = None) -> Ticket:
-    """Post the macro's (possibly edited) text and apply its status/category in one unit of work."""
-    macro = session.get(Macro, macro_id)
-    if macro is None or not macro.active:
-        raise TicketError(_l("マクロが見つかりません。"))
-    ticket = session.get(Ticket, ticket_id)
-    text = body if body is not None else render(macro.body, ticket, agent_name)
-    add_comment(session, ticket_id, text, actor, public=public, expected_version=expected_version, commit=False)
-    category = None
-    if macro.set_category_id:
-        category = session.get(Category, macro.set_category_id).code
-    if macro.set_status or category:
-        update_fields(session, ticket_id, actor, status=macro.set_status, category=category, commit=False)
-    session.commit()
-    return ticket

@@ -24,7 +24,7 @@ from helpdesk.common import insert_now, utcnow
 from helpdesk.lookup_cache import LookupCache, attach, column_values
 from helpdesk.templating import CHANNEL_LABELS, STATUS_LABELS
 from helpdesk.text import clean_input, normalize, one_line
-from helpdesk.tickets import effects, live, repository
+from helpdesk.tickets import effects, live, repository, timelog
 from helpdesk.tickets.models import (CHANNELS, OPEN_STATUSES, PRIORITIES, TIERS, TRANSITIONS, Category,
                                      TransitionRefused,
                                      category_label,
@@ -411,6 +411,30 @@ def add_comment(session, ticket_id: int, body: str, actor: Actor, *, public: boo
     return comment
 
 
+def agent_reply(session, ticket_id: int, body: str, actor: Actor, *, public: bool = True,
+                expected_version: int | None = None, minutes=None, category: str | None = None,
+                status_after: str | None = None) -> Comment:
+    """An agent's reply or internal note as one unit of work, committed together or not at all.
+
+    The comment; the minutes of work behind it (time tracking); the category of a macro the agent
+    kept; the status chosen for after the reply. Any refusal (VersionConflict, TicketError,
+    TimeLogError) rolls the whole reply back, so nothing is half-sent.
+    """
+    try:
+        comment = add_comment(session, ticket_id, body, actor, public=public,
+                              expected_version=expected_version, commit=False)
+        timelog.log_minutes(session, comment, minutes, actor)
+        if category:
+            update_fields(session, ticket_id, actor, category=category, commit=False)
+        if status_after:
+            change_status(session, ticket_id, status_after, actor, commit=False)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return comment
+
+
 # --- tags, links, articles, merge ----------------------------------------------------------
 
 def add_tag(session, ticket_id: int, tag: str, actor: Actor, *, commit: bool = True) -> Ticket:
@@ -537,10 +561,6 @@ def timeline(session, ticket: Ticket, *, include_internal: bool) -> list:
         events = [e for e in events if e.kind not in ("note",)]
     items = [("comment", c.created_at, c) for c in comments] + [("event", e.at, e) for e in events]
     return sorted(items, key=lambda item: (item[1], 0 if item[0] == "event" else 1))
-
-
-def open_statuses() -> tuple[str, ...]:
-    return OPEN_STATUSES
 
 
 def ensure_categories(session) -> None:

@@ -413,26 +413,21 @@ def reply(ref: str):
     public = form.visibility.data == "public"
     macro_id = int(form.macro.data) if (form.macro.data or "").isdigit() else None
     macro = db.session.get(Macro, macro_id) if macro_id else None
+    # A macro's category applies only when the agent kept it (its status comes as status_after).
+    category = None
+    if macro is not None and macro.set_category_id and request.form.get("apply_category") == "1":
+        category = db.session.get(Category, macro.set_category_id).code
     try:
-        comment = service.add_comment(db.session, ticket.id, form.body.data, _actor(), public=public,
-                                      expected_version=form.version.data, commit=False)
-        timelog.log_minutes(db.session, comment, form.minutes.data, _actor())
-        # A macro's category applies only when the agent kept it (its status comes as status_after).
-        if macro is not None and macro.set_category_id and request.form.get("apply_category") == "1":
-            category = db.session.get(Category, macro.set_category_id)
-            service.update_fields(db.session, ticket.id, _actor(), category=category.code, commit=False)
-        if form.status_after.data:
-            service.change_status(db.session, ticket.id, form.status_after.data, _actor(), commit=False)
-        db.session.commit()
+        service.agent_reply(db.session, ticket.id, form.body.data, _actor(), public=public,
+                            expected_version=form.version.data, minutes=form.minutes.data,
+                            category=category, status_after=form.status_after.data or None)
     except (service.VersionConflict, StaleDataError):
         return _conflict(ticket.id, "reply", form, form.seen_event.data)
     except service.TicketError as exc:
-        db.session.rollback()
         form.body.errors = list(form.body.errors) + [str(exc)]
         return _render_detail(db.session.get(Ticket, ticket.id), status=400, reply=form)
     except timelog.TimeLogError as exc:
-        db.session.rollback()
-        form.minutes.errors = [_(str(exc))]
+        form.minutes.errors = [str(exc)]
         return _render_detail(db.session.get(Ticket, ticket.id), status=400, reply=form)
     flash(_("お客様への返信を送信しました。") if public else _("内部メモを保存しました。"), "success")
     return redirect(url_for("tickets.detail", ref=ticket.ref) + "#timeline")

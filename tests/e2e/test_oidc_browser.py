@@ -121,3 +121,38 @@ def test_requester_is_sent_back_with_a_plain_message(sso_site, sso_page, live_ap
     assert "シングルサインオンは職員用です" in message
     assert page.locator("#email").is_visible()  # the password form is right there
     page.screenshot(path=str(SCREENS / "17_6_sso_requester_refused.png"), full_page=False)
+
+
+def test_admin_sees_the_link_on_the_user_page(sso_site, browser, live_app):
+    from sqlalchemy import select
+
+    from helpdesk.accounts.models import User
+    from helpdesk.demo import DEMO_PASSWORD
+    from helpdesk.extensions import db
+
+    base, provider = sso_site
+    provider.control(mode="", user={"sub": "idp-agent1", "email": "agent1@helpdesk.example.jp",
+                                    "email_verified": True})
+    context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(f"{base}/login")
+        page.click("#sso-login")  # links agent1 if the first test did not run
+        page.wait_for_url(f"{base}/agent/queue**")
+        context.clear_cookies()
+        with live_app.app_context():
+            agent_id = db.session.scalar(select(User.id).where(User.email == "agent1@helpdesk.example.jp"))
+        page.goto(f"{base}/login")
+        page.fill("#email", "admin@helpdesk.example.jp")
+        page.fill("#password", DEMO_PASSWORD)
+        page.click("main form button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        page.goto(f"{base}/accounts/users/{agent_id}")
+        section = page.locator("#sso-identities")
+        assert provider.issuer in section.inner_text() and "idp-agent1" in section.inner_text()
+        assert section.locator("button", has_text="紐付けを解除").count() == 1
+        assert run_axe(page) == []
+        section.screenshot(path=str(SCREENS / "17_6_sso_user_page_link.png"))
+    finally:
+        context.close()

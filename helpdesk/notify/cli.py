@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 
@@ -94,9 +95,11 @@ def poll_imap_command(once: bool, interval: float | None, retry_failed: bool) ->
     from helpdesk.notify import imap
 
     app = current_app._get_current_object()
-    if not (app.config.get("BASE_URL") or app.testing or app.config.get("HELPDESK_DEMO")):
-        # Tickets created here send mail whose links must point at the public address.
-        raise click.ClickException("BASE_URL is not set: export BASE_URL=https://<public host> first.")
+    if not (os.environ.get("BASE_URL") or app.testing or app.config.get("HELPDESK_DEMO")):
+        # Tickets created here send mail whose links must point at the public address, never at the
+        # local fallback CLI tools get (like `helpdesk mail-in` and `helpdesk worker`, see helpdesk/cli.py).
+        raise click.ClickException("BASE_URL is not set: export BASE_URL=https://<public host> before starting "
+                                   "`helpdesk mail poll-imap`.")
     settings = _imap_settings(interval)
     logging.basicConfig(level=logging.INFO)
     if retry_failed:
@@ -113,9 +116,12 @@ def poll_imap_command(once: bool, interval: float | None, retry_failed: bool) ->
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         click.echo(f"polling {settings.where} every {settings.interval:g} s"
                    f"{' (IDLE between rounds)' if settings.idle else ''} — Ctrl+C to stop")
+    def report(r) -> None:
+        if once or r.as_dict() != imap.PollReport().as_dict():  # the loop stays quiet while nothing arrives
+            click.echo(json.dumps(r.as_dict(), ensure_ascii=False))
+
     try:
-        failed = imap.run(app, settings, once=once, stop=stop,
-                          on_report=lambda r: click.echo(json.dumps(r.as_dict(), ensure_ascii=False)))
+        failed = imap.run(app, settings, once=once, stop=stop, on_report=report)
     except KeyboardInterrupt:
         failed = 0
     if once and failed:

@@ -22,7 +22,8 @@ _LINE_DROP = re.compile(
     r"^(?:"
     r"お世話にな|いつも(?:大変)?お世話|平素より|お疲れ様|お疲れさま|お忙しいところ|失礼いたします|ご担当者?|"
     r"ヘルプデスク(?:\s*ご担当|\s*御中)|.*御中$|"
-    r"(?:何卒|どうぞ)?よろしく|宜しく|以上[、。です]|以上$|ご確認のほど|お手数ですが|回答お待ち|すみませんがお願い|"
+    r"(?:何卒|どうぞ)?よろしく|宜しく|以上[、。です]|以上$|ご確認のほど|お手数(?:ですが|を?おかけ)|回答お待ち|すみませんがお願い|"
+    r"(?:画面|写真|画像|スクリーンショット)(?:の写真)?(?:は|を)?(?:添付|送)(?:の通りです|します|ります)|"
     r"(?:tel|fax|mail|e-?mail|phone|電話|携帯|連絡先|折り?返し先)\s*[:：]|(?:tel|fax|電話|携帯)\s*[0-9(+]|"
     r"hello|hi,|hi$|dear |to whom|thanks|thank you|best regards|kind regards|regards|sincerely|"
     r"[-―ー=＝_~〜*＊.・]{3,}"
@@ -30,11 +31,11 @@ _LINE_DROP = re.compile(
     re.IGNORECASE,
 )
 # "〇〇市 健康推進課の山田です。" / "山田と申します" / "佐藤でございます": who is writing, not what is wrong.
-# A "…です" line is an introduction only when "…の" or a space and then a name or title (kanji, katakana,
-# latin) come right before です and no subject/object particle is in it: "…届いて紛らわしいです", "…になるそうです" and
+# A "…です" line is an introduction only when "…の" or a space and then a name or title (at most 12
+# characters) come right before です and no subject/object particle is in it: "…届いて紛らわしいです", "…になるそうです" and
 # "在庫が未着です" describe the problem and are kept.
 _SELF_INTRO = re.compile(r"^(?:[^。\n]{0,40}?(?:と申します|でございます|と言います)"
-                         r"|[^。\nがを]{0,40}?[の\s][^。\nがをの\s]{0,12}[\u4e00-\u9fff\u30a0-\u30ffa-z々]\s*です)[。.]?$")
+                         r"|[^。\nがを]{0,40}?[の\s][^。\nがをの\s]{1,12}です)[。.]?$")
 _SELF_INTRO_INLINE = re.compile(r"[^。\n]{0,40}?(?:と申します|でございます)。")
 _MEMO_HEAD = re.compile(r"^[^。\n]{0,50}?(?:様|さん)?より(?:入電|電話|受電)?[。.]?|^[^。\n]{0,40}?から電話あり[。.]?")
 _MEMO_TAIL = re.compile(r"(?:折り?返し(?:希望|先)?|対応依頼|要折返し|至急折り?返し|回答期限は本日中|"
@@ -95,11 +96,12 @@ please can could would will not no but with from by as have has get got when wha
 #: Words nearly every help-desk ticket uses whatever its problem: the screen, an error, a failure to log
 #: in, enter, register, save, show or open something, and what this system is about (接種, ワクチン). They stay in the vectors, but a recurring group is
 #: never recognised by them alone: a group's core words (clustering._core_words) leave them out, so two
-#: tickets sharing only "ログインできない" or "画面にエラーが表示される" are not the same problem.
+#: tickets sharing only "ログインできない" or "画面にエラーが表示される" are not the same problem. (ログアウト is
+#: not generic: being logged out unexpectedly is a symptom of its own.)
 GENERIC_WORDS = frozenset("""
-ログ イン アウト ログイン ログアウト 画面 表示 表示_ない エラー 出る 出る_ない 入力 入力_ない 登録 登録_ない
+ログ イン ログイン 画面 表示 表示_ない エラー 出る 出る_ない 入力 入力_ない 登録 登録_ない
 保存 保存_ない 押す ボタン 欄 新しい 良い 悪い 使う 使える 使える_ない 入れる 入れる_ない 開く 開く_ない 見る_ない
-仕舞う 操作 方法 場合 必要 利用 システム 出来る_ない 行う 分かる_ない 変える 分 今回 毎回 何度 全部 一部
+仕舞う 操作 方法 場合 必要 利用 システム 出来る_ない 行う 分かる_ない 変える 変わる 変更 分 今回 毎回 何度 全部 一部
 職員 他 同じ
 """.split())
 _TOKEN_FIX = re.compile(r"(?<=[^\x00-\x7f])-.+$")  # パソコン-personal computer, そう-伝聞: the sense tag goes

@@ -97,6 +97,9 @@ class Settings:
     auto_create: bool
     auto_create_roles: str
     scopes: str
+    #: Staff other than administrators may not sign in with a password (administrators keep it as the
+    #: way in when the provider is down).
+    require_for_staff: bool = False
 
     @property
     def metadata_url(self) -> str:
@@ -104,7 +107,7 @@ class Settings:
 
 
 _ENV = ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "OIDC_BUTTON_LABEL", "OIDC_ALLOWED_DOMAINS",
-        "OIDC_AUTO_CREATE", "OIDC_AUTO_CREATE_ROLES", "OIDC_SCOPES")
+        "OIDC_AUTO_CREATE", "OIDC_AUTO_CREATE_ROLES", "OIDC_SCOPES", "OIDC_REQUIRE_FOR_STAFF")
 
 
 def init_app(app) -> None:
@@ -156,7 +159,8 @@ def settings(config) -> Settings | None:
                     button_label=(config.get("OIDC_BUTTON_LABEL") or "").strip() or None,
                     allowed_domains=domains, auto_create=_flag(config.get("OIDC_AUTO_CREATE")),
                     auto_create_roles=" ".join(r for r in AUTO_CREATE_ROLES if r in roles),
-                    scopes=" ".join(dict.fromkeys(scopes)))
+                    scopes=" ".join(dict.fromkeys(scopes)),
+                    require_for_staff=_flag(config.get("OIDC_REQUIRE_FOR_STAFF")))
 
 
 def claims_options(cfg: Settings) -> dict:
@@ -302,6 +306,35 @@ def _sign_in(session, cfg: Settings, claims: dict, ip: str | None) -> User:
     session.commit()
     session.refresh(user)
     return user
+
+
+def password_login_allowed(cfg: Settings | None, user: User) -> bool:
+    """False for staff (not administrators) once OIDC_REQUIRE_FOR_STAFF is on: they use the provider."""
+    if cfg is None or not cfg.require_for_staff or user.has_role("admin"):
+        return True
+    return not (user.role_set & SSO_ROLES)
+
+
+def refuse_password_login(session, cfg: Settings | None, email: str, password: str, ip: str | None) -> bool:
+    """True (and audited) when this address belongs to staff who must sign in through the provider.
+
+    Checked before the password: the account's attempts are not used up and its password is not tried.
+    The caller shows the same message as for a wrong password (the address's kind is not revealed);
+    the login page says that staff sign in with single sign-on.
+    """
+    if cfg is None or not cfg.require_for_staff:
+        return False
+    from helpdesk.accounts.passwords import verify_password
+    from helpdesk.accounts.service import find_user_by_email
+
+    user = find_user_by_email(session, email)
+    if user is None or password_login_allowed(cfg, user):
+        return False
+    verify_password(None, password)  # the same work as a real check
+    audit.record(session, Actor(user.id, user.email, ip), "login.refused", "user", user.id,
+                 {"reason": "sso_required"})
+    session.commit()
+    return True
 
 
 def identities_of(session, user_id: int) -> list[UserIdentity]:

@@ -93,6 +93,16 @@ def sso_login_label() -> str | None:
     return cfg.button_label or _("シングルサインオンでログイン")
 
 
+@bp.app_template_global()
+def sso_required_for_staff() -> bool:
+    """Whether the login page must say that staff cannot sign in with a password."""
+    try:
+        cfg = oidc.settings(current_app.config)
+    except oidc.ConfigError:
+        return False
+    return bool(cfg and cfg.require_for_staff)
+
+
 # A link (GET), not a form: the trip leaves the site, and a form submission redirected to another origin
 # is blocked by our Content-Security-Policy (form-action 'self'). Starting the trip changes nothing here;
 # the state checked on return is what ties the answer to this browser.

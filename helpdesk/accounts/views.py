@@ -7,7 +7,7 @@ from flask import current_app, flash, redirect, render_template, request, sessio
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
-from helpdesk.accounts import bp, service, twofactor, twofactor_views
+from helpdesk.accounts import bp, oidc, service, twofactor, twofactor_views
 from helpdesk.accounts.forms import ChangePasswordForm, LoginForm, ResetForm, ResetRequestForm
 from helpdesk.audit import Actor
 from helpdesk.auth import login_required, public
@@ -49,7 +49,11 @@ def login():
         form.next.data = request.args.get("next", "")
     error = None
     if form.validate_on_submit():
-        user = service.authenticate(db.session, form.email.data, form.password.data, client_ip())
+        if oidc.refuse_password_login(db.session, oidc.settings(current_app.config), form.email.data,
+                                      form.password.data, client_ip()):
+            user = None  # staff sign in through the identity provider (OIDC_REQUIRE_FOR_STAFF)
+        else:
+            user = service.authenticate(db.session, form.email.data, form.password.data, client_ip())
         if user is None:
             error = _(service.LOGIN_FAILED)
         elif twofactor.is_enabled(db.session, user.id):  # the code step comes before the session

@@ -31,7 +31,7 @@ def sso(app, provider):
     """Configure the app for the provider (auto-create off); restore the settings afterwards."""
     saved = {k: app.config.get(k) for k in app.config if k.startswith("OIDC_")}
     keys = ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "OIDC_BUTTON_LABEL", "OIDC_ALLOWED_DOMAINS",
-            "OIDC_AUTO_CREATE", "OIDC_AUTO_CREATE_ROLES")
+            "OIDC_AUTO_CREATE", "OIDC_AUTO_CREATE_ROLES", "OIDC_REQUIRE_FOR_STAFF")
     app.config.update(OIDC_ISSUER=provider.issuer, OIDC_CLIENT_ID=provider.client_id,
                       OIDC_CLIENT_SECRET=provider.client_secret, OIDC_BUTTON_LABEL=None, OIDC_ALLOWED_DOMAINS=None,
                       OIDC_AUTO_CREATE=False, OIDC_AUTO_CREATE_ROLES=None)
@@ -340,9 +340,12 @@ def test_settings_are_checked():
                        "OIDC_AUTO_CREATE_ROLES": "agent admin"})
     cfg = oidc.settings({"OIDC_ISSUER": "https://idp.example.jp", "OIDC_CLIENT_ID": "x", "OIDC_CLIENT_SECRET": "y",
                          "OIDC_ALLOWED_DOMAINS": "@Example.JP, bpo.example.jp", "OIDC_AUTO_CREATE": "on",
-                         "OIDC_AUTO_CREATE_ROLES": "specialist,agent", "OIDC_SCOPES": "email profile"})
+                         "OIDC_AUTO_CREATE_ROLES": "specialist,agent", "OIDC_SCOPES": "email profile",
+                         "OIDC_REQUIRE_FOR_STAFF": "yes"})
     assert cfg.allowed_domains == ("example.jp", "bpo.example.jp") and cfg.auto_create
     assert cfg.auto_create_roles == "agent specialist" and cfg.scopes == "openid email profile"
+    assert cfg.require_for_staff and not oidc.settings({"OIDC_ISSUER": "https://i.example.jp", "OIDC_CLIENT_ID": "x",
+                                                        "OIDC_CLIENT_SECRET": "y"}).require_for_staff
     assert cfg.metadata_url == "https://idp.example.jp/.well-known/openid-configuration"
 
 
@@ -412,3 +415,34 @@ def test_admin_sees_and_removes_a_link(db, app, sso, make_user, login):
     assert _round_trip(browser, sso).status_code == 302 and _signed_in(browser)
     again = db.session.scalar(select(UserIdentity).where(UserIdentity.user_id == agent.id))
     assert again.subject == "idp-agent-2"
+
+
+def test_staff_must_use_single_sign_on_when_required(app, db, client, sso, make_user, make_org):
+    agent = make_user(roles="agent", email="agent@helpdesk.example.jp")
+    admin = make_user(roles="admin", email="admin@helpdesk.example.jp")
+    requester = make_user(roles="requester", org=make_org(), email="clinic@example.jp")
+    owner = make_user(roles="product_owner", email="po@helpdesk.example.jp")
+    assert "パスワードではログインできません" not in client.get("/login").get_data(as_text=True)
+    app.config["OIDC_REQUIRE_FOR_STAFF"] = "true"
+    assert "職員のアカウントは、パスワードではログインできません" in client.get("/login").get_data(as_text=True)
+
+    # The right password of an agent is refused like a wrong one, without using up an attempt.
+    for who in (agent, owner):
+        refused = client.post("/login", data={"email": who.email, "password": "Test-Passw0rd!"})
+        assert refused.status_code == 401 and "ログインIDまたはパスワードが正しくないか" in refused.get_data(as_text=True)
+    assert not _signed_in(client)
+    db.session.refresh(agent)
+    assert agent.failed_logins == 0 and agent.last_login_at is None
+    refused = _audits(db, "login.refused", "sso_required")
+    assert [r.actor_id for r in refused] == [agent.id, owner.id]
+    assert _audits(db, "login.succeeded") == []
+
+    # Requesters keep their password; administrators keep theirs (the way in when the provider is down).
+    for who in (requester, admin):
+        assert client.post("/login", data={"email": who.email, "password": "Test-Passw0rd!"}).status_code == 302
+        client.post("/logout")
+    # The agent signs in through the provider.
+    _as_idp_user(sso, sub="idp-agent-1")
+    assert _round_trip(client, sso).status_code == 302 and _signed_in(client)
+    with app.test_request_context():
+        assert audit_words.detail_lines("login.refused", {"reason": "sso_required"}) == ["理由: 職員はシングルサインオンのみ"]

@@ -131,7 +131,11 @@ def active_rules(session, trigger: str) -> list[AutomationRule]:
 
 def _run(session, ticket: Ticket, trigger: str, key: str) -> None:
     state = _state(session)
-    for rule in active_rules(session, trigger):
+    # One query per trigger and transaction (a save that records three events asks once).
+    rules = state.setdefault("rules", {})
+    if trigger not in rules:
+        rules[trigger] = active_rules(session, trigger)
+    for rule in rules[trigger]:
         # One update of a ticket often records several events (priority + assignee, reply + status):
         # an 'updated' rule acts once per ticket per transaction, like one save in the agent's eyes.
         once = (rule.id, ticket.id, trigger)
@@ -226,7 +230,7 @@ def apply_rule(session, rule: AutomationRule, ticket: Ticket, key: str) -> list[
     audit.record(session, actor, "automation.fired", "ticket", ticket.id,
                  {"rule_id": rule.id, "rule": rule.name, "trigger": rule.trigger_on, "key": key,
                   "changes": [o.text for o in outcomes]})
-    logger.info("automation rule %s acted on %s (%s)", rule.id, ticket.ref, key)
+    logger.debug("automation rule %s acted on %s (%s)", rule.id, ticket.ref, key)
     return outcomes
 
 

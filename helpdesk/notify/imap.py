@@ -349,7 +349,8 @@ class MailboxPoller:
 
     def _round(self, conn: imaplib.IMAP4, session) -> PollReport:
         report = PollReport()
-        criteria = ["UNSEEN"] + (["UNKEYWORD", FAILED_KEYWORD] if self.keywords else [])
+        # UNDELETED: a message someone deleted (not yet expunged) is not mail to import.
+        criteria = ["UNSEEN", "UNDELETED"] + (["UNKEYWORD", FAILED_KEYWORD] if self.keywords else [])
         typ, data = conn.uid("SEARCH", None, *criteria)
         uids = sorted(int(u) for u in b" ".join(d for d in _check(typ, data, "SEARCH") if d).split())
         now = time.monotonic()

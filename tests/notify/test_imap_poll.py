@@ -62,6 +62,15 @@ class Mailbox:
         finally:
             conn.logout()
 
+    def flag(self, uid: int, flags: str) -> None:
+        conn = self._conn()
+        try:
+            conn.select("INBOX")
+            typ, data = conn.uid("STORE", str(uid), "+FLAGS", flags)
+            assert typ == "OK", data
+        finally:
+            conn.logout()
+
     def messages(self, folder: str = "INBOX") -> dict[int, set[str]]:
         """uid → flags of every message in `folder` (empty when the folder does not exist)."""
         conn = self._conn()
@@ -462,3 +471,25 @@ def test_postgresql_serialises_imports_of_one_message_id(db):
         assert taken is False  # SQLite: one writer at a time anyway
         return
     assert taken is True and session.scalar(held) == before + 1
+
+
+def test_folder_names_in_modified_utf7_and_derived_message_ids():
+    # RFC 3501 section 5.1.3's own example, quoted for the command line.
+    assert imap.encode_mailbox("~peter/mail/台北/日本語") == '"~peter/mail/&U,BTFw-/&ZeVnLIqe-"'
+    assert imap.encode_mailbox('A&B "x"') == '"A&-B \\"x\\""'
+    bare = b"From: a@example.jp\r\nSubject: x\r\n\r\nbody\r\n"
+    once, again = imap._with_message_id(bare), imap._with_message_id(bare)
+    assert once == again and once.startswith(b"Message-ID: <imap-") and once.endswith(bare)
+    assert imap._with_message_id(b"Message-ID: <a@b>\r\n" + bare) == b"Message-ID: <a@b>\r\n" + bare
+    assert imap._with_message_id(bare + b"x") != once
+
+
+def test_deleted_and_already_read_mail_is_left_alone(db, app, mailbox):
+    mailbox.append(_mail("削除済み", "本文", _sender()))
+    mailbox.append(_mail("既読", "本文", _sender()))
+    first, second = sorted(mailbox.messages())
+    mailbox.flag(first, "(\\Deleted)")
+    mailbox.flag(second, "(\\Seen)")
+    before = _count(db, Ticket)
+    assert _poll(db, app).as_dict() == imap.PollReport().as_dict()
+    assert _count(db, Ticket) == before

@@ -36,6 +36,13 @@ ACTIONS = {
     "assignment_rule.updated": _l("振り分けルールを変更"),
     "assignment_rule.enabled": _l("振り分けルールを有効化"),
     "assignment_rule.disabled": _l("振り分けルールを停止"),
+    "automation_rule.created": _l("自動ルールを作成"),
+    "automation_rule.updated": _l("自動ルールを変更"),
+    "automation_rule.enabled": _l("自動ルールを有効化"),
+    "automation_rule.disabled": _l("自動ルールを停止"),
+    "automation_rule.moved": _l("自動ルールの順序を変更"),
+    "automation_rule.deleted": _l("自動ルールを削除"),
+    "automation.fired": _l("自動ルールを実行"),
     "attachment.added": _l("添付ファイルを追加"),
     "backup.created": _l("バックアップを作成"),
     "backup.restored": _l("バックアップから復元"),
@@ -138,6 +145,7 @@ OBJECT_TYPES = {
     "api_token": _l("APIトークン"), "webhook_subscription": _l("Webhook"), "sla_policy": _l("SLAポリシー"),
     "sla_closed_day": _l("休業日"), "sla_desk_settings": _l("営業時間"), "recurring_run": _l("繰り返し発生の計算"),
     "manual": _l("マニュアル"), "macro": _l("定型文"), "assignment_rule": _l("振り分けルール"),
+    "automation_rule": _l("自動ルール"),
     "custom_field": _l("追加項目"), "tickets": _l("お問い合わせ一覧"),
     "attachment": _l("添付ファイル"), "outbox": _l("送信"), "report": _l("月次報告"), "insights": _l("分析"),
     "saved_view": _l("保存した検索条件"), "audit": _l("監査ログ"), "backup": _l("バックアップ"),
@@ -175,6 +183,10 @@ KEYS = {
     "organisations_renamed": _l("組織名の変更"), "organisation_renames": _l("組織名の変更（コード・旧・新）"),
     "encoding": _l("文字コード"), "bytes": _l("バイト数"), "sha256": _l("SHA-256"), "import_id": _l("一括登録のID"),
     "via": _l("経路"), "source": _l("ファイル"), "initial_passwords": _l("初期パスワードを発行"),
+    # automation rules (helpdesk/automation)
+    "rule_id": _l("ルールID"), "rule": _l("ルール"), "trigger": _l("実行のタイミング"), "key": _l("きっかけ"),
+    "changes": _l("変更内容"), "conditions": _l("条件"), "actions": _l("操作"), "interval_minutes": _l("実行の間隔（分）"),
+    "position": _l("順序"), "active": _l("有効"), "direction": _l("移動"),
 }
 #: actions written by the read trail (helpdesk/access_audit.py): HTTP plumbing in their detail
 _READS = ("access.denied", "export.downloaded")

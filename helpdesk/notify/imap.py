@@ -187,10 +187,14 @@ def _meta(line: bytes) -> tuple[int | None, int | None, set[str]]:
     return uid, size, flags
 
 
+#: a Message-ID header with an id in angle brackets, also when folded onto the next line
+_MESSAGE_ID = re.compile(rb"(?im)^message-id[ \t]*:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]+>)")
+
+
 def _with_message_id(raw: bytes) -> bytes:
     """Give a message without Message-ID one derived from its bytes, so a re-run finds it stored."""
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    if re.search(rb"(?im)^message-id[ \t]*:[ \t]*<[^<>\s]+>", head):
+    if _MESSAGE_ID.search(head):
         return raw
     digest = hashlib.sha256(raw).hexdigest()[:40]
     newline = b"\r\n" if b"\r\n" in head or not head else b"\n"
@@ -216,7 +220,7 @@ def lock_message(session, raw: bytes) -> bool:
 
     if session.get_bind().dialect.name != "postgresql":
         return False
-    found = re.search(rb"(?im)^message-id[ \t]*:[ \t]*(<[^<>\s]+>)", raw.split(b"\r\n\r\n", 1)[0])
+    found = _MESSAGE_ID.search(raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0])
     digest = hashlib.sha256(b"helpdesk-mail:" + (found.group(1) if found else raw)).digest()
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int.from_bytes(digest[:8], "big", signed=True)})
     return True

@@ -482,6 +482,8 @@ def test_folder_names_in_modified_utf7_and_derived_message_ids():
     assert once == again and once.startswith(b"Message-ID: <imap-") and once.endswith(bare)
     assert imap._with_message_id(b"Message-ID: <a@b>\r\n" + bare) == b"Message-ID: <a@b>\r\n" + bare
     assert imap._with_message_id(bare + b"x") != once
+    folded = b"Message-ID:\r\n <folded@example.jp>\r\n" + bare
+    assert imap._with_message_id(folded) == folded
 
 
 def test_deleted_and_already_read_mail_is_left_alone(db, app, mailbox):

@@ -20,6 +20,9 @@ from sqlalchemy import (JSON, Boolean, CheckConstraint, Date, Float, ForeignKey,
                         and_, exists, func, not_, select)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+
 from helpdesk import audit
 from helpdesk.audit import Actor
 from helpdesk.common import TimestampMixin, UTCDateTime, utcnow
@@ -34,10 +37,26 @@ CHOICES_MAX = 50
 PREFIX = "cf_"
 
 
+class Label:
+    """A field's label in the reader's language when a message is turned into text."""
+
+    def __init__(self, field: "CustomField"):
+        self.ja, self.en = field.label_ja, field.label_en
+
+    def __str__(self) -> str:
+        try:
+            english = str(get_locale() or "ja") == "en"
+        except Exception:  # no app context (a script): Japanese
+            english = False
+        return (self.en or self.ja) if english else self.ja
+
+
 class CustomFieldError(ValueError):
     """Refused values; `field_errors` maps a field key (or a form field name) to a plain message."""
 
     def __init__(self, field_errors: dict[str, str]):
+        # Rendered now (the request's language): the messages go into pages, JSON and logs as text.
+        field_errors = {k: str(v) for k, v in field_errors.items()}
         super().__init__("; ".join(f"{k}: {v}" for k, v in field_errors.items()))
         self.field_errors = field_errors
 
@@ -131,13 +150,13 @@ def parse_choices(text: str) -> list[dict[str, str]]:
             continue
         value = parts[0][:100]
         if value in seen:
-            raise CustomFieldError({"choices": f"選択肢「{value}」が重複しています。"})
+            raise CustomFieldError({"choices": _l("選択肢「%(value)s」が重複しています。", value=value)})
         seen.add(value)
         ja = (parts[1] if len(parts) > 1 and parts[1] else value)[:100]
         en = (parts[2] if len(parts) > 2 and parts[2] else ja)[:100]
         out.append({"value": value, "ja": ja, "en": en})
     if len(out) > CHOICES_MAX:
-        raise CustomFieldError({"choices": f"選択肢は{CHOICES_MAX}個までです。"})
+        raise CustomFieldError({"choices": _l("選択肢は%(n)d個までです。", n=CHOICES_MAX)})
     return out
 
 
@@ -152,7 +171,7 @@ def _category_id(session, code: str | None) -> int | None:
 
     category = session.scalar(select(Category).where(Category.code == code))
     if category is None:
-        raise CustomFieldError({"category": f"カテゴリ「{code}」は存在しません。"})
+        raise CustomFieldError({"category": _l("カテゴリ「%(code)s」は存在しません。", code=code)})
     return category.id
 
 
@@ -168,13 +187,13 @@ def definition_errors(key: str, label_ja: str, type_: str, choices_text: str) ->
 def _definition_errors(key: str, label_ja: str, type_: str, choices: list) -> dict[str, str]:
     errors = {}
     if not KEY_RE.match(key or ""):
-        errors["key"] = "キーは英小文字で始まる、英小文字・数字・_ の40文字以内で入力してください（例: lot_number）。"
+        errors["key"] = _l("キーは英小文字で始まる、英小文字・数字・_ の40文字以内で入力してください（例: lot_number）。")
     if not label_ja:
-        errors["label_ja"] = "表示名（日本語）を入力してください。"
+        errors["label_ja"] = _l("表示名（日本語）を入力してください。")
     if type_ not in FIELD_TYPES:
-        errors["type"] = "種類を選んでください。"
+        errors["type"] = _l("種類を選んでください。")
     if type_ == "choice" and not choices:
-        errors["choices"] = "選択肢を1行に1つ入力してください。"
+        errors["choices"] = _l("選択肢を1行に1つ入力してください。")
     return errors
 
 
@@ -194,7 +213,7 @@ def create_field(session, actor: Actor, *, key: str, label_ja: str, label_en: st
     parsed = parse_choices(choices) if type == "choice" else []
     errors = _definition_errors(key, label_ja, type, parsed)
     if not errors and field_by_key(session, key) is not None:
-        errors["key"] = f"キー「{key}」は既に使われています。別のキーにしてください。"
+        errors["key"] = _l("キー「%(key)s」は既に使われています。別のキーにしてください。", key=key)
     try:
         category_id = _category_id(session, category)
     except CustomFieldError as exc:
@@ -220,7 +239,7 @@ def update_field(session, actor: Actor, field_id: int, *, label_ja: str, label_e
     """Change a definition (its key and type stay); choices in use cannot be removed. Audited."""
     field = session.get(CustomField, field_id)
     if field is None:
-        raise CustomFieldError({"key": "項目が見つかりません。"})
+        raise CustomFieldError({"key": _l("項目が見つかりません。")})
     label_ja, label_en = one_line(label_ja, 100), one_line(label_en, 100)
     parsed = parse_choices(choices) if field.type == "choice" else []
     errors = _definition_errors(field.key, label_ja, field.type, parsed)
@@ -230,8 +249,8 @@ def update_field(session, actor: Actor, field_id: int, *, label_ja: str, label_e
             CustomFieldValue.field_id == field.id).distinct()))
         missing = sorted(v for v in used - kept if v)
         if missing:
-            errors["choices"] = (f"選択肢「{missing[0]}」はチケットで使われているため削除できません。"
-                                 "使わなくなった場合は表示名を変えるか、項目を無効にしてください。")
+            errors["choices"] = _l("選択肢「%(value)s」はチケットで使われているため削除できません。"
+                                 "使わなくなった場合は表示名を変えるか、項目を無効にしてください。", value=missing[0])
     try:
         category_id = _category_id(session, category)
     except CustomFieldError as exc:
@@ -283,7 +302,7 @@ def parse_value(field: CustomField, raw: Any) -> Any:
 
     Raises ValueError with a plain Japanese message naming the field.
     """
-    label = field.label_ja
+    label = Label(field)
     if raw is None:
         return None
     if field.type == "checkbox":
@@ -294,19 +313,19 @@ def parse_value(field: CustomField, raw: Any) -> Any:
             return True
         if text in _FALSE:
             return False
-        raise ValueError(f"「{label}」はチェックの有無（true / false）で指定してください。")
+        raise ValueError(_l("「%(label)s」はチェックの有無（true / false）で指定してください。", label=label))
     if isinstance(raw, bool) and field.type != "checkbox":
-        raise ValueError(f"「{label}」に true / false は指定できません。")
+        raise ValueError(_l("「%(label)s」に true / false は指定できません。", label=label))
     text = unicodedata.normalize("NFKC", str(raw)).strip()
     if text == "":
         return None
     if field.type == "text":
         if "\n" in text or "\r" in text:
-            raise ValueError(f"「{label}」は1行で入力してください。")
+            raise ValueError(_l("「%(label)s」は1行で入力してください。", label=label))
         if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text):
-            raise ValueError(f"「{label}」に使えない文字が含まれています。")
+            raise ValueError(_l("「%(label)s」に使えない文字が含まれています。", label=label))
         if len(text) > TEXT_MAX:
-            raise ValueError(f"「{label}」は{TEXT_MAX}文字以内で入力してください（今は{len(text)}文字です）。")
+            raise ValueError(_l("「%(label)s」は%(max)d文字以内で入力してください（今は%(n)d文字です）。", label=label, max=TEXT_MAX, n=len(text)))
         return text
     if field.type == "number":
         if isinstance(raw, (int, float)):
@@ -314,10 +333,10 @@ def parse_value(field: CustomField, raw: Any) -> Any:
         else:
             cleaned = text.replace(",", "")
             if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", cleaned):
-                raise ValueError(f"「{label}」は数字で入力してください（例: 120 または 1.5）。")
+                raise ValueError(_l("「%(label)s」は数字で入力してください（例: 120 または 1.5）。", label=label))
             number = float(cleaned)
         if not math.isfinite(number) or abs(number) >= 1e15:
-            raise ValueError(f"「{label}」の数が大きすぎます。")
+            raise ValueError(_l("「%(label)s」の数が大きすぎます。", label=label))
         return number
     if field.type == "date":
         match = re.fullmatch(r"(\d{4})[-/年](\d{1,2})[-/月](\d{1,2})日?", text)
@@ -326,7 +345,7 @@ def parse_value(field: CustomField, raw: Any) -> Any:
                 raise ValueError
             return dt.date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
         except ValueError:
-            raise ValueError(f"「{label}」は日付を YYYY-MM-DD の形で入力してください（例: 2026-04-01）。") from None
+            raise ValueError(_l("「%(label)s」は日付を YYYY-MM-DD の形で入力してください（例: 2026-04-01）。", label=label)) from None
     if field.type == "choice":
         values = [c["value"] for c in field.choices or []]
         if text in values:
@@ -334,8 +353,8 @@ def parse_value(field: CustomField, raw: Any) -> Any:
         for choice in field.choices or []:  # a label typed instead of the value (API users, CSV habits)
             if text in (choice.get("ja"), choice.get("en")):
                 return choice["value"]
-        raise ValueError(f"「{label}」は一覧の中から選んでください（{', '.join(values[:10])}）。")
-    raise ValueError(f"「{label}」の種類が正しくありません。")
+        raise ValueError(_l("「%(label)s」は一覧の中から選んでください（%(values)s）。", label=label, values=", ".join(values[:10])))
+    raise ValueError(_l("「%(label)s」の種類が正しくありません。", label=label))
 
 
 def _empty(field: CustomField, value: Any) -> bool:
@@ -358,7 +377,7 @@ def check_values(fields: Iterable[CustomField], raw: Mapping[str, Any], *, parti
         try:
             value = parse_value(field, raw[field.key])
         except ValueError as exc:
-            errors[error_key(field.key)] = str(exc)
+            errors[error_key(field.key)] = str(exc.args[0])
             continue
         if field.required and _empty(field, value):
             errors[error_key(field.key)] = _required_message(field)
@@ -371,10 +390,10 @@ def check_values(fields: Iterable[CustomField], raw: Mapping[str, Any], *, parti
 
 def _required_message(field: CustomField) -> str:
     if field.type == "checkbox":
-        return f"「{field.label_ja}」にチェックを入れてください。"
+        return _l("「%(label)s」にチェックを入れてください。", label=Label(field))
     if field.type == "choice":
-        return f"「{field.label_ja}」を選んでください。"
-    return f"「{field.label_ja}」を入力してください。"
+        return _l("「%(label)s」を選んでください。", label=Label(field))
+    return _l("「%(label)s」を入力してください。", label=Label(field))
 
 
 def form_values(session, form: Mapping[str, Any], category_code: str | None) -> dict[str, Any]:
@@ -512,7 +531,7 @@ def update_ticket_values(session, ticket_id: int, raw: Mapping[str, Any], actor:
     fields = {f.key: f for f in all_fields(session)}
     unknown = [k for k in raw if k not in fields or not fields[k].active]
     if unknown:
-        raise CustomFieldError({error_key(k): f"項目「{k}」はありません。" for k in unknown})
+        raise CustomFieldError({error_key(k): _l("項目「%(key)s」はありません。", key=k) for k in unknown})
     values = check_values([fields[k] for k in raw], raw, partial=partial, error_key=error_key)
     changed = write_values(session, ticket.id, values, fields.values())
     if changed:
@@ -563,16 +582,16 @@ def parse_filter_args(session, pairs: Iterable[tuple[str, str]]) -> tuple[list[F
         if raw == "":
             continue
         if len(raw) > TEXT_MAX:
-            errors[name] = f"条件は{TEXT_MAX}文字以内で入力してください。"
+            errors[name] = str(_l("条件は%(max)d文字以内で入力してください。", max=TEXT_MAX))
             continue
         field = field_by_key(session, key) if KEY_RE.match(key) else None
         if field is None:
-            errors[name] = f"追加項目「{key[:40]}」はありません。"
+            errors[name] = str(_l("追加項目「%(key)s」はありません。", key=key[:40]))
             continue
         try:
             value = parse_value(field, raw)
         except ValueError as exc:
-            errors[name] = str(exc)
+            errors[name] = str(exc.args[0])
             continue
         if value is None:
             continue

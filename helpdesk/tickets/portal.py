@@ -61,7 +61,7 @@ STATUS_HELP = {
 }
 
 #: Timeline events a requester may see (everything else is internal).
-PUBLIC_EVENTS = frozenset({"created", "status", "merge", "merged_in", "csat", "attachment"})
+PUBLIC_EVENTS = frozenset({"created", "status", "merge", "merged_in", "csat", "attachment", "split", "split_from"})
 
 
 # --- service: requester-side rules ------------------------------------------------------------
@@ -167,11 +167,10 @@ def portal_search(session, user: User, q: str, statuses: tuple[str, ...]) -> lis
     public: dict[int, list[Comment]] = {}
     for comment in session.scalars(select(Comment).where(Comment.ticket_id.in_(ids), Comment.is_public.is_(True))):
         public.setdefault(comment.ticket_id, []).append(comment)
-    strong = sq.candidate_terms
     scored = []
     for ticket in candidates:
         text = public_text(session, ticket, public.get(ticket.id, []))
-        if not any(term in text for term in strong):
+        if not sq.is_candidate(text):
             continue
         scored.append((search.score_in_python(text, sq), ticket))
     scored.sort(key=lambda item: (-item[0], -item[1].created_at.timestamp(), -item[1].id))
@@ -216,6 +215,10 @@ def _event_label(event: TicketEvent) -> str | None:
         return str(_l("%(ref)s のお問い合わせをこちらにまとめました", ref=event.after))
     if event.kind == "csat":
         return str(_l("満足度の評価をいただきました"))
+    if event.kind == "split":
+        return str(_l("やり取りの一部を新しいお問い合わせ %(ref)s に分けました", ref=event.after))
+    if event.kind == "split_from":
+        return str(_l("%(ref)s のやり取りの一部から作ったお問い合わせです", ref=event.after))
     return None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select, update
 from sqlalchemy.orm.exc import StaleDataError
@@ -42,17 +43,17 @@ def split_ticket(session, ticket_id: int, comment_ids, subject: str, actor: Acto
     source = service._get(session, ticket_id)
     service._check_version(source, expected_version)
     if source.merged_into_id:
-        raise SplitError(f"{source.ref} は別のチケットに統合されているため、分けられません。")
+        raise SplitError(_l("%(ref)s は別のチケットに統合されているため、分けられません。", ref=source.ref))
     if source.status == "closed":
-        raise SplitError(f"{source.ref} は完了（クローズ）しているため、分けられません。")
+        raise SplitError(_l("%(ref)s は完了（クローズ）しているため、分けられません。", ref=source.ref))
     ids = sorted({int(i) for i in comment_ids})
     if not ids:
-        raise SplitError("新しいチケットに分ける返信を1つ以上選んでください。")
+        raise SplitError(_l("新しいチケットに分ける返信を1つ以上選んでください。"))
     if len(ids) > MAX_COMMENTS:
-        raise SplitError(f"一度に分けられる返信は{MAX_COMMENTS}件までです。")
+        raise SplitError(_l("一度に分けられる返信は%(n)d件までです。", n=MAX_COMMENTS))
     found = set(session.scalars(select(Comment.id).where(Comment.id.in_(ids), Comment.ticket_id == source.id)))
     if found != set(ids):
-        raise SplitError("選んだ返信の一部がこのチケットにありません。画面を開き直してから選んでください。")
+        raise SplitError(_l("選んだ返信の一部がこのチケットにありません。画面を開き直してから選んでください。"))
     subject = one_line(subject, 300) or source.subject
     new = service.create_ticket(
         session, actor=actor, subject=subject, body="", channel=source.channel, requester_id=source.requester_id,

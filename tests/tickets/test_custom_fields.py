@@ -238,3 +238,19 @@ def test_queue_filter_and_csv_export(db, client, login, agent, fields, make_tick
     audit_row = db.session.scalar(select(AuditLog).where(AuditLog.action == "export.downloaded")
                                   .order_by(AuditLog.id.desc()))
     assert audit_row is not None and audit_row.object_type == "tickets"
+
+
+def test_english_reader_gets_english_labels_and_messages(db, client, login, fields, make_user, make_org):
+    requester = make_user(org=make_org())
+    login(requester)
+    client.post("/lang", data={"lang": "en"})
+    import flask_babel
+
+    flask_babel.refresh()  # the test's app context outlives requests: drop the locale cached in it
+    page = client.get("/portal/new").get_data(as_text=True)
+    assert "Lot number" in page and "Custom fields" in page
+    refused = client.post("/portal/new", data={"subject": "Lot", "description": "Which lot?", "category": "",
+                                               "nonce": "e" * 30, "cf_doses": "many"})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 400
+    assert "Enter “Lot number”." in html and "Enter “Doses” as a number (e.g. 120 or 1.5)." in html

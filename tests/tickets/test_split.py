@@ -135,3 +135,14 @@ def test_split_scope_and_roles(db, client, login, conversation, make_user):
     assert response.status_code in (302, 403)
     assert db.session.scalar(select(Comment.ticket_id).where(Comment.id == conversation["other"])) == ticket.id
     assert not db.session.scalars(select(TicketEvent).where(TicketEvent.kind == "split")).all()
+
+
+def test_requester_sees_both_conversations_without_internal_notes(db, client, login, conversation):
+    ticket, staff = conversation["ticket"], Actor.for_user(conversation["agent"])
+    new = split_ticket(db.session, ticket.id, [conversation["note"], conversation["other"]], "納品日", staff)
+    login(conversation["requester"])
+    new_page = client.get(f"/portal/tickets/{new.ref}").get_data(as_text=True)
+    assert f"{ticket.ref} のやり取りの一部から作ったお問い合わせです" in new_page
+    assert "ついでに、納品日の変更" in new_page and "内部: 再設定はL1で対応" not in new_page
+    old_page = client.get(f"/portal/tickets/{ticket.ref}").get_data(as_text=True)
+    assert f"やり取りの一部を新しいお問い合わせ {new.ref} に分けました" in old_page

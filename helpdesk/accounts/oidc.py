@@ -220,8 +220,10 @@ def _resolve(session, cfg: Settings, claims: dict) -> tuple[User | None, UserIde
         return None, None, None  # unknown: created or refused by the caller
     if not _email_verified(claims):
         return user, None, "email_unverified"
-    linked = session.scalar(select(UserIdentity.id).where(UserIdentity.user_id == user.id,
-                                                          UserIdentity.issuer == cfg.issuer))
+    linked = session.scalar(select(UserIdentity).where(UserIdentity.user_id == user.id,
+                                                       UserIdentity.issuer == cfg.issuer))
+    if linked is not None and linked.subject == subject:  # linked a moment ago by a concurrent sign-in
+        return user, linked, None
     if linked is not None:  # the provider re-created the person (new sub): an administrator decides
         return user, None, "identity_conflict"
     return user, None, None

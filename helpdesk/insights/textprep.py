@@ -32,10 +32,10 @@ _LINE_DROP = re.compile(
 )
 # "〇〇市 健康推進課の山田です。" / "山田と申します" / "佐藤でございます": who is writing, not what is wrong.
 # A "…です" line is an introduction only when "…の" or a space and then a name or title (at most 12
-# characters) come right before です and no subject/object particle is in it: "…届いて紛らわしいです", "…になるそうです" and
-# "在庫が未着です" describe the problem and are kept.
+# characters) come right before です and no particle が/を/は/も/に is in it: "…届いて紛らわしいです",
+# "…になるそうです", "在庫が未着です" and "接種券のPDFは白紙です" describe the problem and are kept.
 _SELF_INTRO = re.compile(r"^(?:[^。\n]{0,40}?(?:と申します|でございます|と言います)"
-                         r"|[^。\nがを]{0,40}?[の\s][^。\nがをの\s]{1,12}です)[。.]?$")
+                         r"|[^。\nがをはもに]{0,40}?[の\s][^。\nがをはもにの\s]{1,12}です)[。.]?$")
 _SELF_INTRO_INLINE = re.compile(r"[^。\n]{0,40}?(?:と申します|でございます)。")
 _MEMO_HEAD = re.compile(r"^[^。\n]{0,50}?(?:様|さん)?より(?:入電|電話|受電)?[。.]?|^[^。\n]{0,40}?から電話あり[。.]?")
 _MEMO_TAIL = re.compile(r"(?:折り?返し(?:希望|先)?|対応依頼|要折返し|至急折り?返し|回答期限は本日中|"

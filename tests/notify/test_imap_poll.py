@@ -12,6 +12,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 import uuid
 from email.header import Header
 from email.mime.text import MIMEText
@@ -495,3 +496,85 @@ def test_deleted_and_already_read_mail_is_left_alone(db, app, mailbox):
     before = _count(db, Ticket)
     assert _poll(db, app).as_dict() == imap.PollReport().as_dict()
     assert _count(db, Ticket) == before
+
+
+def test_two_pollers_racing_on_postgresql_store_a_reply_once(app, mailbox, tmp_path):
+    """Two pollers fetch the same unseen reply; the second waits on the first's commit, then finds it stored."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from helpdesk import create_app
+    from helpdesk.accounts.models import Organisation
+    from helpdesk.audit import Actor
+    from helpdesk.extensions import db as _db
+    from helpdesk.tickets import service as tickets
+    from tests.conftest import TEST_DB, base_config
+
+    if not TEST_DB.startswith("postgresql"):
+        pytest.skip("PostgreSQL run only (HELPDESK_TEST_DATABASE_URL): committed data in two connections")
+    base = make_url(TEST_DB)
+    name = f"{base.database}_imap_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' "
+                          "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"))
+    try:
+        own = create_app(base_config(SQLALCHEMY_DATABASE_URI=base.set(database=name).render_as_string(False),
+                                     UPLOAD_FOLDER=str(tmp_path), REDIS_URL=None, RQ_ASYNC=False))
+        own.config["RQ_ASYNC"] = False
+        with own.app_context():
+            _db.create_all()
+            from helpdesk.db_setup import install_extras
+
+            install_extras(_db.engine)
+            tickets.ensure_categories(_db.session)
+            org = Organisation(code="RACE01", name="競合テスト診療所", kind="clinic", prefecture="東京都")
+            _db.session.add(org)
+            _db.session.flush()
+            requester = User(email="race@clinic.example.jp", name="競合 太郎", roles="requester",
+                             organisation_id=org.id)
+            _db.session.add(requester)
+            _db.session.commit()
+            ticket = tickets.create_ticket(_db.session, actor=Actor(requester.id, requester.email), subject="在庫",
+                                           body="在庫が合いません", channel="web", requester_id=requester.id,
+                                           organisation_id=org.id)
+            ref, ticket_id = ticket.ref, ticket.id
+            _db.session.remove()
+        mailbox.append(_mail(f"Re: [{ref}] 在庫", "数え直しました。", ("競合 太郎", "race@clinic.example.jp")))
+        settings = _settings(app)
+        first_in_commit, results = threading.Event(), {}
+
+        def poll(label, hold):
+            with own.app_context():
+                session = _db.session()
+                if hold:
+                    def slow_commit(_session):
+                        if not first_in_commit.is_set():
+                            first_in_commit.set()  # the lock is held, the reply not yet committed
+                            time.sleep(1.5)
+                    event.listen(session, "before_commit", slow_commit)
+                poller = imap.MailboxPoller(settings)
+                try:
+                    results[label] = poller.poll_once(session).as_dict()
+                finally:
+                    poller.close()
+                    _db.session.remove()
+
+        first = threading.Thread(target=poll, args=("first", True))
+        first.start()
+        assert first_in_commit.wait(20)
+        second = threading.Thread(target=poll, args=("second", False))
+        second.start()  # sees the message still unseen, fetches it, waits on the lock
+        first.join(30)
+        second.join(30)
+        assert (results["first"]["appended"], results["second"]["appended"]) == (1, 0)
+        assert results["second"]["ignored"] == 1  # found the first poller's reply after its commit
+        with own.app_context():
+            assert _db.session.scalar(select(func.count()).select_from(Comment)
+                                      .where(Comment.ticket_id == ticket_id)) == 1
+            _db.session.remove()
+            _db.engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()

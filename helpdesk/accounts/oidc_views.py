@@ -32,6 +32,9 @@ NEXT = "sso_next"          # where to go after signing in, kept across the trip 
 STARTED = "sso_started"    # when the trip began: a callback much later is refused
 SSO_SESSION = "sso"        # this session was opened through the identity provider
 MAX_TRIP_SECONDS = 600
+#: The provider's discovery document and keys are read again after this long (endpoints or keys may change;
+#: a new signing key with an unknown kid is fetched at once anyway).
+METADATA_MAX_AGE = 3600
 _STATE_PREFIX = "_state_oidc_"  # Authlib's session keys for the state/nonce/verifier of a trip
 _lock = threading.Lock()
 
@@ -52,20 +55,25 @@ def _settings() -> oidc.Settings:
 
 
 def _client(cfg: oidc.Settings):
-    """The Authlib client for these settings, made once per process (and again if the settings change)."""
+    """The Authlib client for these settings, made once per process and again when the settings change or
+    its copy of the provider's metadata is older than METADATA_MAX_AGE."""
     app = current_app._get_current_object()
+
+    def usable(held) -> bool:
+        return held is not None and held[0] == cfg and time.monotonic() - held[2] < METADATA_MAX_AGE
+
     held = app.extensions.get("helpdesk.oidc")
-    if held is not None and held[0] == cfg:
+    if usable(held):
         return held[1]
     with _lock:
         held = app.extensions.get("helpdesk.oidc")
-        if held is not None and held[0] == cfg:
+        if usable(held):
             return held[1]
         client = OAuth(app).register(
             "oidc", client_id=cfg.client_id, client_secret=cfg.client_secret,
             server_metadata_url=cfg.metadata_url,
             client_kwargs={"scope": cfg.scopes, "code_challenge_method": "S256", "default_timeout": 10})
-        app.extensions["helpdesk.oidc"] = (cfg, client)
+        app.extensions["helpdesk.oidc"] = (cfg, client, time.monotonic())
         return client
 
 

@@ -8,7 +8,8 @@ provider), /token (client secret, one-time code, redirect_uri and PKCE S256 chec
 /userinfo. Tests choose the person and can make the provider misbehave through POST /_control:
 
     {"user": {"sub": "…", "email": "…", "email_verified": true, "name": "…"},
-     "mode": "" | "wrong_nonce" | "wrong_aud" | "wrong_iss" | "expired" | "bad_signature" | "no_id_token" | "deny"}
+     "mode": "" | "wrong_nonce" | "wrong_aud" | "wrong_iss" | "expired" | "bad_signature" | "no_id_token" | "deny",
+     "rotate_key": true}
 
 GET /_control returns what the provider saw (token requests and whether PKCE was checked).
 """
@@ -40,7 +41,7 @@ def _b64(data: bytes) -> str:
 def create_provider(issuer: str, client_id: str, client_secret: str, redirect_uris: list[str],
                     email: str = "agent1@helpdesk.example.jp") -> Flask:
     app = Flask("oidc_provider")
-    key = RSAKey.generate_key(2048, parameters={"kid": "test-key-1", "use": "sig", "alg": "RS256"})
+    keys = [RSAKey.generate_key(2048, parameters={"kid": "test-key-1", "use": "sig", "alg": "RS256"})]
     rogue = RSAKey.generate_key(2048, parameters={"kid": "test-key-1"})  # same kid, not published
     lock = threading.Lock()
     state = {
@@ -76,7 +77,8 @@ def create_provider(issuer: str, client_id: str, client_secret: str, redirect_ur
 
     @app.get("/jwks")
     def jwks():
-        return jsonify(KeySet([key]).as_dict(private=False))
+        with lock:
+            return jsonify(KeySet(list(keys)).as_dict(private=False))
 
     @app.get("/authorize")
     def authorize():
@@ -131,7 +133,8 @@ def create_provider(issuer: str, client_id: str, client_secret: str, redirect_ur
                   "auth_time": now, "nonce": grant["nonce"],
                   "at_hash": _b64(hashlib.sha256(access_token.encode("ascii")).digest()[:16])}
         claims.update({k: v for k, v in user.items() if k != "sub"})
-        signing_key = key
+        with lock:
+            signing_key = keys[-1]  # the newest key signs; older ones stay published
         if mode == "wrong_nonce":
             claims["nonce"] = secrets.token_urlsafe(16)
         elif mode == "wrong_aud":
@@ -147,7 +150,8 @@ def create_provider(issuer: str, client_id: str, client_secret: str, redirect_ur
             state["tokens"][access_token] = user
         answer = {"access_token": access_token, "token_type": "Bearer", "expires_in": 300, "scope": "openid email profile"}
         if mode != "no_id_token":
-            answer["id_token"] = jwt.encode({"alg": "RS256", "kid": "test-key-1"}, claims, signing_key)
+            kid = signing_key.kid if signing_key is not rogue else keys[-1].kid
+            answer["id_token"] = jwt.encode({"alg": "RS256", "kid": kid}, claims, signing_key)
         return jsonify(answer)
 
     @app.get("/userinfo")
@@ -170,8 +174,12 @@ def create_provider(issuer: str, client_id: str, client_secret: str, redirect_ur
                     state["mode"] = body["mode"] or ""
                 if body.get("reset_seen"):
                     state["seen"].clear()
+                if body.get("rotate_key"):  # a new signing key with a new kid, as providers roll keys
+                    keys.append(RSAKey.generate_key(2048, parameters={"kid": f"test-key-{len(keys) + 1}",
+                                                                      "use": "sig", "alg": "RS256"}))
         with lock:
-            return jsonify({"user": state["user"], "mode": state["mode"], "seen": list(state["seen"])})
+            return jsonify({"user": state["user"], "mode": state["mode"], "seen": list(state["seen"]),
+                            "kids": [k.kid for k in keys]})
 
     return app
 

@@ -446,3 +446,15 @@ def test_staff_must_use_single_sign_on_when_required(app, db, client, sso, make_
     assert _round_trip(client, sso).status_code == 302 and _signed_in(client)
     with app.test_request_context():
         assert audit_words.detail_lines("login.refused", {"reason": "sso_required"}) == ["理由: 職員はシングルサインオンのみ"]
+
+
+def test_a_rolled_signing_key_is_fetched(db, client, sso, make_user):
+    make_user(roles="agent", email="agent@helpdesk.example.jp")
+    _as_idp_user(sso)
+    assert _round_trip(client, sso).status_code == 302 and _signed_in(client)  # the JWKS is now cached
+    client.post("/logout")
+    kids = sso.control(rotate_key=True)["kids"]
+    assert len(kids) >= 2
+    # The id_token is signed with a key the app has not seen: its kid makes the app read the JWKS again.
+    assert _round_trip(client, sso).status_code == 302 and _signed_in(client)
+    assert len(_audits(db, "login.sso_succeeded")) == 2

@@ -439,6 +439,8 @@ class MailboxPoller:
             logger.exception("imap: uid %s of %s could not be imported (attempt %s of %s)", message.uid,
                              self.settings.where, attempts + 1, self.settings.max_attempts)
             return
+        if result.action not in _ACTIONS_DONE:
+            session.rollback()  # nothing of it is kept: end the transaction (and its lock) now, not at round end
         if result.action == "deferred":
             self._forget_attempt(conn, message.uid, key, attempt_flag, attempts)
             self._deferred[key] = time.monotonic() + (result.retry_after or self.settings.interval)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import imaplib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -135,6 +136,7 @@ def main() -> None:
         print(f"replies: {totals} in {elapsed:.2f} s = {args.replies / elapsed:.1f} mails/s")
     finally:
         server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

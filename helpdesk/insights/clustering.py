@@ -428,25 +428,23 @@ def _absorb(groups: list[np.ndarray], cores: list[Core], vectors, presence, df_a
     """Fold a group into another when MERGE_FIT of its members would be admitted there (they fit its core
     and are close to its centroid) had their own group not existed: one problem the linkage cut in two
     because its tickets were worded two ways ("検索が遅い" / "検索結果が出るまで1分かかる")."""
-    changed = True
-    while changed and len(groups) > 1:
-        changed = False
-        cents = _centroids(groups, vectors)
-        best = None
-        for b, m in enumerate(groups):
-            for a, core in enumerate(cores):
-                if a == b:
-                    continue
-                ok = core.fits(presence[m], min_shared) & (vectors[m] @ cents[a] >= min_similarity)
-                share = ok.mean()
-                if share >= MERGE_FIT and (best is None or share > best[0]):
-                    best = (share, a, b)
-        if best is not None:
-            _, a, b = best
-            merged = np.union1d(groups[a], groups[b])
-            groups = [m for i, m in enumerate(groups) if i not in (a, b)] + [merged]
-            cores = [c for i, c in enumerate(cores) if i not in (a, b)] + [_core(merged, presence, df_all, generic)]
-            changed = True
+    while len(groups) > 1:
+        rows = np.concatenate(groups)
+        sizes = np.array([len(m) for m in groups])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        held = presence[rows]
+        near = (vectors[rows] @ _centroids(groups, vectors).T).T >= min_similarity  # groups × rows
+        share = np.zeros((len(groups), len(groups)))
+        for a, core in enumerate(cores):
+            ok = core.fits(held, min_shared) & near[a]
+            share[a] = np.add.reduceat(ok.astype(np.float32), starts) / sizes
+        np.fill_diagonal(share, 0.0)
+        a, b = np.unravel_index(int(np.argmax(share)), share.shape)
+        if share[a, b] < MERGE_FIT:
+            break
+        merged = np.union1d(groups[a], groups[b])
+        groups = [m for i, m in enumerate(groups) if i not in (a, b)] + [merged]
+        cores = [c for i, c in enumerate(cores) if i not in (a, b)] + [_core(merged, presence, df_all, generic)]
     return groups, cores
 
 

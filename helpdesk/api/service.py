@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -55,30 +56,30 @@ def create_token(session, *, name: str, user_email: str, scopes: list[str] | str
     name = clean_input(name, 100)
     errors: dict[str, list[str]] = {}
     if not name:
-        errors["name"] = ["名前を入力してください（例: VDS本番連携）。"]
+        errors["name"] = [_l("名前を入力してください（例: VDS本番連携）。")]
     elif session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
-        errors["name"] = [f"名前「{name}」のトークンは既にあります。別の名前にしてください。"]
+        errors["name"] = [_l("名前「%(name)s」のトークンは既にあります。別の名前にしてください。", name=name)]
     scope_list = scopes.split() if isinstance(scopes, str) else list(scopes)
     scope_list = list(dict.fromkeys(s.strip() for s in scope_list if s and s.strip()))
     bad = [s for s in scope_list if s not in SCOPES]
     if not scope_list:
-        errors["scopes"] = ["権限（スコープ）を1つ以上選んでください。"]
+        errors["scopes"] = [_l("権限（スコープ）を1つ以上選んでください。")]
     elif bad:
-        errors["scopes"] = [f"スコープ「{bad[0]}」はありません（{', '.join(SCOPES)}）。"]
+        errors["scopes"] = [_l("スコープ「%(scope)s」はありません（%(allowed)s）。", scope=bad[0], allowed=", ".join(SCOPES))]
     user = session.scalar(select(User).where(User.email == (user_email or "").strip().lower()))
     if user is None:
-        errors["user"] = [f"利用者「{user_email}」が見つかりません。"]
+        errors["user"] = [_l("利用者「%(email)s」が見つかりません。", email=user_email)]
     elif not user.is_active:
-        errors["user"] = ["無効化された利用者にはトークンを発行できません。"]
+        errors["user"] = [_l("無効化された利用者にはトークンを発行できません。")]
     if expires_at is None and expires_in_days:
         if expires_in_days < 1 or expires_in_days > 3650:
-            errors["expires_in_days"] = ["有効期限は1〜3650日で指定してください。"]
+            errors["expires_in_days"] = [_l("有効期限は1〜3650日で指定してください。")]
         else:
             expires_at = utcnow() + dt.timedelta(days=expires_in_days)
     if expires_at is not None and expires_at.tzinfo is None:
-        errors["expires_at"] = ["有効期限にはタイムゾーンが必要です。"]
+        errors["expires_at"] = [_l("有効期限にはタイムゾーンが必要です。")]
     if errors:
-        raise ApiServiceError("トークンを作成できませんでした。", errors)
+        raise ApiServiceError(_l("トークンを作成できませんでした。"), errors)
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(name=name, prefix=plaintext[:11], token_hash=hash_token(plaintext),
                      scopes=" ".join(scope_list), user_id=user.id, created_by_id=actor.user_id,
@@ -95,7 +96,7 @@ def create_token(session, *, name: str, user_email: str, scopes: list[str] | str
 def revoke_token(session, token_id: int, actor: Actor) -> ApiToken:
     token = session.get(ApiToken, token_id)
     if token is None:
-        raise ApiServiceError("トークンが見つかりません。")
+        raise ApiServiceError(_l("トークンが見つかりません。"))
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         audit.record(session, actor, "api.token_revoke", "api_token", token.id, {"name": token.name})
@@ -220,7 +221,7 @@ def create_subscription(session, *, name: str, url: str, events, actor: Actor, a
     errors: dict[str, list[str]] = {}
     name = clean_input(name, 100)
     if not name:
-        errors["name"] = ["名前を入力してください（例: 開発課題管理）。"]
+        errors["name"] = [_l("名前を入力してください（例: 開発課題管理）。")]
     url = (url or "").strip()
     try:
         check_url(url, allowed_hosts, resolver)
@@ -229,11 +230,12 @@ def create_subscription(session, *, name: str, url: str, events, actor: Actor, a
     event_list = _events(events)
     bad = [e for e in event_list if e not in WEBHOOK_EVENTS]
     if not event_list:
-        errors["events"] = ["通知するイベントを1つ以上選んでください。"]
+        errors["events"] = [_l("通知するイベントを1つ以上選んでください。")]
     elif bad:
-        errors["events"] = [f"イベント「{bad[0]}」はありません（{', '.join(WEBHOOK_EVENTS)}）。"]
+        errors["events"] = [_l("イベント「%(event)s」はありません（%(allowed)s）。", event=bad[0],
+                                    allowed=", ".join(WEBHOOK_EVENTS))]
     if errors:
-        raise ApiServiceError("Webhookを登録できませんでした。", errors)
+        raise ApiServiceError(_l("Webhookを登録できませんでした。"), errors)
     sub = WebhookSubscription(name=name, url=url, secret=secrets.token_hex(32), events=" ".join(event_list),
                               active=True, created_by_id=actor.user_id,
                               description=clean_input(description, 2000) or None)
@@ -248,7 +250,7 @@ def create_subscription(session, *, name: str, url: str, events, actor: Actor, a
 def set_subscription_active(session, sub_id: int, active: bool, actor: Actor) -> WebhookSubscription:
     sub = session.get(WebhookSubscription, sub_id)
     if sub is None:
-        raise ApiServiceError("Webhookが見つかりません。")
+        raise ApiServiceError(_l("Webhookが見つかりません。"))
     if sub.active != active:
         sub.active = active
         audit.record(session, actor, "api.webhook_enable" if active else "api.webhook_disable",

@@ -17,6 +17,8 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from flask_babel import lazy_gettext as _l
+
 
 logger = logging.getLogger(__name__)
 
@@ -59,37 +61,38 @@ def resolve(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise Unresolvable(f"ホスト名「{host}」を解決できません。") from exc
+        raise Unresolvable(_l("ホスト名「%(host)s」を解決できません。", host=host)) from exc
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
 def check_url(url: str, allowed_hosts=(), resolver=None) -> Target:
     """Validate a webhook URL; every address it resolves to must be public unless the host is allow-listed."""
     if not isinstance(url, str) or len(url) > 2000:
-        raise UnsafeURL("URLは2000文字以内で入力してください。")
+        raise UnsafeURL(_l("URLは2000文字以内で入力してください。"))
     try:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as exc:
-        raise UnsafeURL("URLの形式が正しくありません。") from exc
+        raise UnsafeURL(_l("URLの形式が正しくありません。")) from exc
     if parts.scheme not in ("http", "https"):
-        raise UnsafeURL("URLは http:// または https:// で始めてください。")
+        raise UnsafeURL(_l("URLは http:// または https:// で始めてください。"))
     if not parts.hostname:
-        raise UnsafeURL("URLにホスト名がありません。")
+        raise UnsafeURL(_l("URLにホスト名がありません。"))
     if parts.username or parts.password:
-        raise UnsafeURL("URLに利用者名やパスワードを含めないでください。")
+        raise UnsafeURL(_l("URLに利用者名やパスワードを含めないでください。"))
     host = parts.hostname
     port = port or (443 if parts.scheme == "https" else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     addresses = (resolver or resolve)(host, port)
     if not addresses:
-        raise Unresolvable(f"ホスト名「{host}」を解決できません。")
+        raise Unresolvable(_l("ホスト名「%(host)s」を解決できません。", host=host))
     if not _allowed(host, allowed_hosts):
         for address in addresses:
             ip = ipaddress.ip_address(address.split("%")[0])
             if _forbidden(ip):
-                raise UnsafeURL(f"このURLは内部向けのアドレス（{address}）を指しているため登録できません。"
-                                "必要な場合は管理者が許可リスト（WEBHOOK_ALLOWED_HOSTS）に追加してください。")
+                raise UnsafeURL(_l("このURLは内部向けのアドレス（%(address)s）を指しているため登録できません。"
+                                   "必要な場合は管理者が許可リスト（WEBHOOK_ALLOWED_HOSTS）に追加してください。",
+                                   address=address))
     return Target(parts.scheme, host, port, path, tuple(addresses))
 
 

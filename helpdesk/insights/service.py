@@ -10,6 +10,7 @@ import logging
 import pickle
 from collections import Counter, defaultdict
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select
 
 from helpdesk import audit, jobs
@@ -327,7 +328,7 @@ def _clean(text: str | None, limit: int) -> str:
 def get_problem(session, problem_id: int) -> Problem:
     problem = session.get(Problem, problem_id)
     if problem is None:
-        raise NotFound("問題が見つかりません。")
+        raise NotFound(_l("問題が見つかりません。"))
     return problem
 
 
@@ -336,7 +337,7 @@ def promote_group(session, group_id: int, actor: Actor, *, title: str | None = N
     """Create a candidate problem from a recurring group, linked to all its tickets; commits."""
     group = session.get(RecurringGroup, group_id)
     if group is None or not group.active:
-        raise NotFound("このグループはもうありません（再集計されました）。一覧を開き直してください。")
+        raise NotFound(_l("このグループはもうありません（再集計されました）。一覧を開き直してください。"))
     title = _clean(title, 200) or f"繰り返し発生: {group.label}"[:200]
     members = session.scalars(select(RecurringMember.ticket_id).where(RecurringMember.group_id == group.id)).all()
     summary = (f"{group.size}件の問い合わせ（{roles_in_words(group.roles)}）。"
@@ -358,7 +359,7 @@ def create_problem(session, actor: Actor, *, title: str, description: str = "",
     """Create a candidate problem from hand-picked tickets; commits."""
     title = _clean(title, 200)
     if not title:
-        raise InsightsError("件名を入力してください。")
+        raise InsightsError(_l("件名を入力してください。"))
     problem = Problem(title=title, description=_clean(description, 20000), created_by_id=actor.user_id)
     session.add(problem)
     session.flush()
@@ -375,7 +376,7 @@ def update_problem(session, problem_id: int, actor: Actor, *, title: str, descri
     _check_version(problem, expected_version)
     title = _clean(title, 200)
     if not title:
-        raise InsightsError("件名を入力してください。")
+        raise InsightsError(_l("件名を入力してください。"))
     before = {"title": problem.title, "description": problem.description, "workaround": problem.workaround}
     problem.title, problem.description, problem.workaround = title, _clean(description, 20000), _clean(workaround, 5000)
     after = {"title": problem.title, "description": problem.description, "workaround": problem.workaround}
@@ -388,7 +389,7 @@ def update_problem(session, problem_id: int, actor: Actor, *, title: str, descri
 
 def _check_version(problem: Problem, expected_version: int | None) -> None:
     if expected_version is not None and problem.version != expected_version:
-        raise InsightsError("ほかの人がこの問題を更新しました。画面を開き直してから、もう一度操作してください。")
+        raise InsightsError(_l("ほかの人がこの問題を更新しました。画面を開き直してから、もう一度操作してください。"))
 
 
 def allowed_transitions(problem: Problem) -> list[str]:
@@ -406,13 +407,14 @@ def transition_problem(session, problem_id: int, to: str, actor: Actor, *, fixed
     problem = get_problem(session, problem_id)
     _check_version(problem, expected_version)
     if to in SYSTEM_ONLY_STATUSES and not sending:
-        raise InvalidTransition("「開発へ送付済み」には、開発トラッカーへ送ったときだけ変わります。")
+        raise InvalidTransition(_l("「開発へ送付済み」には、開発トラッカーへ送ったときだけ変わります。"))
     if to not in PROBLEM_TRANSITIONS.get(problem.status, frozenset()):
-        raise InvalidTransition(f"「{STATUS_WORDS.get(problem.status, problem.status)}」から"
-                                f"「{STATUS_WORDS.get(to, to)}」には変更できません。")
+        raise InvalidTransition(_l("「%(before)s」から「%(after)s」には変更できません。",
+                                   before=STATUS_LABELS.get(problem.status, problem.status),
+                                   after=STATUS_LABELS.get(to, to)))
     if to == "fixed":
         if fixed_on is None:
-            raise InsightsError("修正のリリース日を入力してください。")
+            raise InsightsError(_l("修正のリリース日を入力してください。"))
         problem.fixed_on = fixed_on
         problem.fixed_at = utcnow()
         problem.reappeared_at = None
@@ -432,7 +434,7 @@ def link_ticket(session, problem_id: int, ticket_id: int, actor: Actor, *, sourc
     problem = get_problem(session, problem_id)
     Ticket = _ticket_models()
     if session.get(Ticket, ticket_id) is None:
-        raise NotFound("チケットが見つかりません。")
+        raise NotFound(_l("チケットが見つかりません。"))
     if session.get(ProblemTicket, (problem.id, ticket_id)) is not None:
         return False
     session.add(ProblemTicket(problem_id=problem.id, ticket_id=ticket_id, source=source, linked_by_id=actor.user_id))
@@ -538,6 +540,8 @@ def evidence(session, problem_id: int) -> dict:
 ROLE_WORDS = {"municipality": "自治体", "clinic": "医療機関", "wholesaler": "卸業者", "unknown": "不明"}
 STATUS_WORDS = {"candidate": "候補", "accepted": "受理済み", "sent": "開発へ送付済み", "fixed": "修正済み",
                 "verified": "効果確認済み"}
+#: The same words in the reader's language, for messages shown on the pages.
+STATUS_LABELS = {key: _l(word) for key, word in STATUS_WORDS.items()}
 
 
 def roles_in_words(counts: dict | None) -> str:

@@ -14,6 +14,7 @@ import secrets
 
 from flask import current_app, has_app_context, render_template
 from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, or_, select, update
 
 from helpdesk import audit, jobs
@@ -431,14 +432,14 @@ def retry(session, outbox_id: int, actor: Actor) -> Outbox:
     """Put a failed row back in the queue with a fresh set of attempts."""
     row = session.get(Outbox, outbox_id)
     if row is None:
-        raise NotifyError("配信が見つかりません。")
+        raise NotifyError(_l("配信が見つかりません。"))
     if row.state != "failed":
-        raise NotifyError("失敗した配信だけ再送できます。")
+        raise NotifyError(_l("失敗した配信だけ再送できます。"))
     result = session.execute(update(Outbox).where(Outbox.id == outbox_id, Outbox.state == "failed")
                              .values(state="pending", attempts=0, next_attempt_at=utcnow(), lease_until=None)
                              .execution_options(synchronize_session=False))
     if result.rowcount != 1:
-        raise NotifyError("この配信は既に再送されています。")
+        raise NotifyError(_l("この配信は既に再送されています。"))
     audit.record(session, actor, "notify.retry", "outbox", outbox_id,
                  {"recipient": row.recipient, "purpose": row.purpose, "last_error": row.last_error})
     jobs.batch_after_commit(session, _deliver_many(), outbox_id, queue="notify", lanes=DELIVERY_LANES)

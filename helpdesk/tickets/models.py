@@ -82,7 +82,7 @@ class Ticket(TimestampMixin, db.Model):
         Index("ix_tickets_assignee_status_created", "assignee_id", "status", "created_at", "id"),
         Index("ix_tickets_category_created", "category_id", "created_at"),
         Index("ix_tickets_role_created", "role", "created_at"),
-        Index("ix_tickets_priority_status_created", "priority", "status", "created_at"),
+        Index("ix_tickets_priority_created", "priority", "created_at", "id"),  # search within a priority
         Index("ix_tickets_status_updated", "status", "updated_at", "id"),
         # Open tickets by priority and by due date (queue views): closed tickets are most of the table.
         Index("ix_tickets_open_priority", "priority", "created_at", "id",

@@ -379,10 +379,11 @@ def query_tickets(session, user: User, filters: QueueFilters, *, cursor: str | N
     dialect = session.get_bind().dialect.name
     score = single_score = None
     if sq is not None and sq:
-        via_index = _use_bitmap(session, where, sq)
+        ranked = filters.sort == "relevance" and len(sq.terms) > 1
+        via_index = _use_bitmap(session, where, sq, search.CANDIDATE_LIMIT if ranked else limit + 1)
         candidates = search.candidate_clause(Ticket.search_text, Ticket.id, sq, dialect, session,
                                              via_index=via_index)
-        if filters.sort == "relevance" and len(sq.terms) > 1:
+        if ranked:
             # Rank only the most recent candidates: bounded cost for very common terms.
             where = [Ticket.id.in_(_recent_candidates(where, candidates, via_index))]
             score = search.score_expression(Ticket.search_text, sq)
@@ -448,39 +449,49 @@ def _table_rows(session) -> float:
 
 #: Cost of one index entry collected into a bitmap, relative to reading one row on a walk.
 BITMAP_ENTRY_COST = 0.05
+#: Cost of one row read through a bitmap (random heap access, recheck), relative to one row of a walk:
+#: at 1M tickets a walk tests ~2–3 µs a row (recent rows, cached), collected rows cost ~10–30 µs.
+COLLECTED_ROW_COST = 4.0
+#: The newest rows of the view read to measure how dense the matches are (see _use_bitmap).
+SAMPLE_ROWS = 2000
 
 
-def _use_bitmap(session, where, sq: search.SearchQuery) -> bool:
-    """Whether collecting every match through the trigram index beats walking the tickets newest first.
+def _use_bitmap(session, where, sq: search.SearchQuery, needed: int) -> bool:
+    """Whether collecting every match through the indexes beats walking the view newest first.
 
-    Walking (an index on created_at, or on the filter's columns and created_at) stops after
-    CANDIDATE_LIMIT matches, so it visits about CANDIDATE_LIMIT × filtered / (filtered ∧ matching)
-    rows, and never more than the filtered rows. Collecting visits about as many rows as the search
-    terms match in the whole table. Both come from the planner's estimates (pg_trgm gives useful
-    LIKE estimates). Without a filter this is the classic break-even at sqrt(CANDIDATE_LIMIT × rows).
-    With a filter, comparing only "filtered ∧ matching" against a fixed threshold picked the bitmap
-    for common words inside a small view (「ログイン」 within open tickets: 470 ms instead of 20 ms).
+    A walk (an index on created_at, or on the filter's columns and created_at) stops once it has
+    `needed` matches, so it reads about needed / density rows; collecting reads every match of the view
+    (density × the view's rows) plus the index entries of the terms. Everything turns on the density
+    of matches in the view, and the planner cannot estimate it for Japanese text: LIKE on bigrams and
+    array containment on hd_bigrams() were off by 10× both ways (「納品予定日」 within a category:
+    6,665 estimated, 62,904 real — collecting them took 1.5 s where a walk takes 30 ms). So it is
+    measured: the newest SAMPLE_ROWS rows of the view are read and tested (a bounded walk, ~25 ms);
+    the view's size comes from the planner, whose estimates of plain filters are good.
     """
     if session.get_bind().dialect.name != "postgresql":
         return False
-    if any(len(t) < search.shortest_indexed_term(session, "postgresql") for t in sq.candidate_terms):
+    shortest = search.shortest_indexed_term(session, "postgresql")
+    if any(len(t) < shortest for t in sq.candidate_terms) or (sq.candidate_pairs and shortest > 2):
         return False  # no index serves such short terms (pg_trgm: 3+, the bigram index: 2)
     session.execute(text("SET LOCAL jit = off"))  # JIT compilation costs more than these queries
     # A bitmap of a large view (a category: 200,000 tickets) must stay exact: a lossy one rechecks every
     # row of its pages, and the bigram recheck costs ~0.2 ms a row (2 s instead of 40 ms).
     session.execute(text("SET LOCAL work_mem = '32MB'"))
+    window = (select(Ticket.id, Ticket.search_text).where(*where)
+              .order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(SAMPLE_ROWS).subquery())
+    test = search.candidate_clause(window.c.search_text, window.c.id, sq, "postgresql", session)
+    sampled, matched = session.execute(
+        select(func.count(), func.count().filter(test)).select_from(window)).one()
+    if sampled < SAMPLE_ROWS or matched >= needed:
+        return False  # the whole view was read, or the walk finds what it needs within the sample
+    filtered = (search.estimate_rows(session, select(Ticket.id).where(*where)) if where
+                else max(_table_rows(session), 1.0))
+    density = max(matched, 0.5) / sampled
+    walk = min(filtered, needed / density)
     candidates = search.candidate_clause(Ticket.search_text, Ticket.id, sq, "postgresql", session, via_index=True)
-    matching = search.estimate_rows(session, select(Ticket.id).where(candidates))
-    if where:
-        filtered = search.estimate_rows(session, select(Ticket.id).where(*where))
-        both = search.estimate_rows(session, select(Ticket.id).where(*where, candidates))
-    else:
-        filtered, both = max(_table_rows(session), 1.0), matching
-    walk = min(filtered, search.CANDIDATE_LIMIT * filtered / max(both, 1.0))
-    # Collecting: each index entry of a term is cheap (a TID in a bitmap); only the rows that pass every
-    # condition are read from the table. A walk reads every row it passes.
-    collect = BITMAP_ENTRY_COST * matching + both
-    return collect < max(walk, 5_000.0)
+    entries = search.estimate_rows(session, select(Ticket.id).where(candidates))
+    collect = BITMAP_ENTRY_COST * entries + COLLECTED_ROW_COST * density * filtered
+    return collect < walk
 
 
 def _recent_candidates(where, candidates, via_index: bool):
@@ -503,7 +514,7 @@ def count_tickets(session, user: User, filters: QueueFilters, *, cap: int = COUN
     if sq is not None:
         if not sq:
             return Count(0, False)
-        via_index = _use_bitmap(session, where, sq)
+        via_index = _use_bitmap(session, where, sq, cap + 1)
         candidates = search.candidate_clause(Ticket.search_text, Ticket.id, sq,
                                              session.get_bind().dialect.name, session, via_index=via_index)
         if via_index:

@@ -7,8 +7,10 @@ carry the content ("ログイン", "接種記録", "edge"); hiragana runs are mo
 "できません"). Long kanji runs are also cut into overlapping bigrams, because compounds are written
 with or without particles in between ("接種記録入力" ≈ "接種記録の入力").
 
-A ticket is a candidate when it contains any content term; its score is the weighted number of
-terms it contains plus a bonus for the whole query as a phrase. Both databases evaluate the same
+A ticket is a candidate when it contains any content term — for a long kanji run, the run itself or
+at least two of its bigrams (so 「納品予定日」 finds 「納品の予定日」 but not every ticket that says
+「予定」); its score is the weighted number of terms it contains plus a bonus for the whole query as a
+phrase. Both databases evaluate the same
 SQL (`LIKE '%term%'` over the NFKC-normalised, lower-cased `search_text`), accelerated by:
 
 - PostgreSQL: a pg_trgm GIN index on `search_text` (the database must have a UTF-8 LC_CTYPE such
@@ -25,7 +27,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, field
 
-from sqlalchemy import Text, case, cast, func, literal_column, or_, select, text
+from sqlalchemy import Text, and_, case, cast, func, literal_column, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.sql import ColumnElement
 
@@ -79,12 +81,18 @@ STOP_WORDS = frozenset("a an the of to in on at is are be and or for with my i w
 WEIGHT_STRONG, WEIGHT_WEAK, WEIGHT_PHRASE = 2, 1, 3
 
 
+#: A long kanji run's bigrams make a ticket a candidate in pairs; at most this many bigrams per run.
+MAX_PART_BIGRAMS = 6
+
+
 @dataclass
 class Term:
     text: str
     #: Content term (selects candidates) or a weak one (only adds to the score).
     strong: bool
     weight: int = field(default=0)
+    #: For a bigram cut from a long kanji run: that run (such parts select candidates only in pairs).
+    part_of: str | None = None
 
     def __post_init__(self):
         if not self.weight:
@@ -99,8 +107,27 @@ class SearchQuery:
 
     @property
     def candidate_terms(self) -> list[str]:
-        strong = [t.text for t in self.terms if t.strong]
-        return strong or [t.text for t in self.terms]
+        """Terms any one of which makes a ticket a candidate."""
+        strong = [t.text for t in self.terms if t.strong and not t.part_of]
+        return strong or [t.text for t in self.terms if not t.part_of] or [t.text for t in self.terms]
+
+    @property
+    def candidate_pairs(self) -> list[tuple[str, str]]:
+        """Pairs of bigrams of one long kanji run, both of which make a ticket a candidate."""
+        runs: dict[str, list[str]] = {}
+        for t in self.terms:
+            if t.part_of and t.strong:
+                runs.setdefault(t.part_of, []).append(t.text)
+        pairs = []
+        for parts in runs.values():
+            parts = parts[:MAX_PART_BIGRAMS]
+            pairs += [(a, b) for i, a in enumerate(parts) for b in parts[i + 1:]]
+        return pairs
+
+    def is_candidate(self, text: str) -> bool:
+        """The candidate rule of `candidate_clause`, in Python (portal re-check, tests)."""
+        return (any(term in text for term in self.candidate_terms)
+                or any(a in text and b in text for a, b in self.candidate_pairs))
 
     def __bool__(self) -> bool:
         return bool(self.terms)
@@ -138,12 +165,14 @@ def parse_query(raw: str | None) -> SearchQuery:
     phrase = normalize(raw)[:200]
     seen: dict[str, Term] = {}
 
-    def add(text_: str, strong: bool, weight: int = 0) -> None:
+    def add(text_: str, strong: bool, weight: int = 0, part_of: str | None = None) -> None:
         if not text_ or text_ in seen:
             if text_ in seen and strong and not seen[text_].strong:
-                seen[text_] = Term(text_, True, weight)
+                seen[text_] = Term(text_, True, weight, part_of)
+            elif text_ in seen and seen[text_].part_of and not part_of:
+                seen[text_].part_of = None  # also typed as a word of its own: a candidate term by itself
             return
-        seen[text_] = Term(text_, strong, weight)
+        seen[text_] = Term(text_, strong, weight, part_of)
 
     for chunk in phrase.split():
         for script, run in _runs(chunk):
@@ -156,7 +185,7 @@ def parse_query(raw: str | None) -> SearchQuery:
                 add(run, True)
                 if len(run) >= 4:  # compounds may appear split by particles in the text
                     for i in range(len(run) - 1):
-                        add(run[i:i + 2], True, WEIGHT_WEAK)
+                        add(run[i:i + 2], True, WEIGHT_WEAK, part_of=run)
             else:  # hiragana: inflections and particles
                 if len(run) >= 2:
                     add(run, False)
@@ -210,7 +239,7 @@ _FTS_PRESENT: dict[int, bool] = {}
 def candidate_clause(column, id_column, query: SearchQuery, dialect: str, session=None, *,
                      via_index: bool = False) -> ColumnElement:
     """The WHERE clause for tickets containing any content term (index-assisted on both databases)."""
-    terms = query.candidate_terms
+    terms, pairs = query.candidate_terms, query.candidate_pairs
     if dialect == "sqlite" and _has_fts(session):
         long_terms = [t for t in terms if len(t) >= 3]
         short_terms = [t for t in terms if len(t) < 3]
@@ -222,19 +251,21 @@ def candidate_clause(column, id_column, query: SearchQuery, dialect: str, sessio
                 .where(text("tickets_fts MATCH :fts_match").bindparams(fts_match=match))))
         # 1–2 character terms: FTS5 trigram cannot match them; scan the plain column instead.
         clauses += [_like(column, t) for t in short_terms]
+        clauses += [and_(_like(column, a), _like(column, b)) for a, b in pairs]
         return or_(*clauses)
     if via_index and dialect == "postgresql" and has_bigram_index(session):
         # Only when the rows are collected through the indexes: evaluated row by row (a walk newest
         # first), hd_bigrams() costs ~0.2 ms a ticket where LIKE costs microseconds.
-        return or_(*[_like(column, t) if len(t) != 2 else _bigram(column, t) for t in terms])
-    return or_(*[_like(column, t) for t in terms])
+        return or_(*[_like(column, t) if len(t) != 2 else _bigram(column, t) for t in terms],
+                   *[_bigram(column, a, b) for a, b in pairs])
+    return or_(*[_like(column, t) for t in terms], *[and_(_like(column, a), _like(column, b)) for a, b in pairs])
 
 
-def _bigram(column, term: str) -> ColumnElement:
-    """`term` (two characters) is one of the text's bigrams: served by ix_tickets_search_bigram."""
-    if any(ch.isspace() for ch in term):
-        return _like(column, term)
-    return func.hd_bigrams(column, type_=ARRAY(Text)).contains(cast(array([term]), ARRAY(Text)))
+def _bigram(column, *terms: str) -> ColumnElement:
+    """Every one of `terms` (two characters each) is a bigram of the text: served by ix_tickets_search_bigram."""
+    if any(ch.isspace() for term in terms for ch in term):
+        return and_(*[_like(column, t) for t in terms])
+    return func.hd_bigrams(column, type_=ARRAY(Text)).contains(cast(array(list(terms)), ARRAY(Text)))
 
 
 def has_bigram_index(session) -> bool:

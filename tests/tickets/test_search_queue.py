@@ -157,8 +157,9 @@ def test_search_finds_replies_and_paginates_by_score(db, make_ticket, agent):
     t = make_ticket(subject="質問", body="よろしく")
     service.add_comment(db.session, t.id, "証明書エラーの件は解決しました", Actor.for_user(agent))
     assert _refs(queue.query_tickets(db.session, agent, _f(q="証明書"))) == [t.ref]
-    for i in range(7):
-        make_ticket(subject=f"配送の遅れ {i}", body="配送状況を確認したい" if i % 2 else "届かない")
+    for i in range(7):  # the compound itself, or two of its bigrams (「配送の状況」)
+        make_ticket(subject=f"配送の遅れ {i}", body="配送状況を確認したい" if i % 2 else "配送の状況を知りたい")
+    unrelated = {make_ticket(subject="配送の遅れ", body="届かない").id for _ in range(2)}  # only 「配送」
     seen, cursor = [], None
     while True:
         page = queue.query_tickets(db.session, agent, _f(q="配送状況"), cursor=cursor, limit=3)
@@ -167,7 +168,9 @@ def test_search_finds_replies_and_paginates_by_score(db, make_ticket, agent):
         if not cursor:
             break
     assert len(seen) == 7 and len({i for _, i in seen}) == 7
+    assert not unrelated & {i for _, i in seen}
     assert [s for s, _ in seen] == sorted((s for s, _ in seen), reverse=True)
+    assert seen[0][0] > seen[-1][0]  # the whole compound ranks above its parts
 
 
 def test_search_with_other_sort_and_empty_query(db, make_ticket, agent):

@@ -87,7 +87,8 @@ class ImportResult:
     org_renames: list[dict] = field(default_factory=list)
     #: Up to `details` rows each, when asked for (the browser's dry run): new organisations
     #: {"code", "name", "kind"}, new users {"line", "email", "name", "org", "roles"} and changed users
-    #: {"line", "email", "old_name", "new_name", "old_org", "new_org", "old_roles", "new_roles"}.
+    #: {"line", "email", "old_name", "new_name", "old_org", "new_org", "old_roles", "new_roles", "old_kana",
+    #: "new_kana"}.
     orgs_new: list[dict] = field(default_factory=list)
     created_users: list[dict] = field(default_factory=list)
     updated_users: list[dict] = field(default_factory=list)
@@ -530,7 +531,8 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
                 result.updated_users.append({
                     "line": item.line, "email": item.email, "old_name": known.name, "new_name": item.name,
                     "old_org": known.organisation_id, "new_org": final_names.get(item.org_code, item.org_name),
-                    "old_roles": known.roles, "new_roles": item.roles})
+                    "old_roles": known.roles, "new_roles": item.roles,
+                    "old_kana": known.name_kana or "", "new_kana": reading or ""})
     result.created, result.updated = len(new_users), len(changed_users)
     if result.updated_users:
         old_orgs = _org_names(session, [u["old_org"] for u in result.updated_users if u["old_org"]])

@@ -6,6 +6,7 @@ and <desc> for screen readers.
 from __future__ import annotations
 
 import itertools
+import math
 from html import escape
 
 from markupsafe import Markup
@@ -31,7 +32,10 @@ def line_chart(title: str, labels: list[str], series: dict[str, list[float]], *,
     """A multi-series line chart; labels along x, one polyline per series (top `max_series`)."""
     uid = next(_ids)
     items = list(series.items())[:max_series]
-    left, right, top, bottom = 44, 150, 16, 44
+    # The legend column is as wide as its longest name at the print size (13 units, static/css/print.css),
+    # so a long organisation name is printed whole instead of being cut at the chart's edge.
+    longest = max((_em_width(str(name)[:18]) for name, _ in items), default=0)
+    left, right, top, bottom = 44, max(150, 40 + int(13.5 * longest) + 6), 16, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = _nice_max(max([max(v) if v else 0 for _, v in items] + [0]))
     n = max(len(labels), 1)
@@ -48,9 +52,11 @@ def line_chart(title: str, labels: list[str], series: dict[str, list[float]], *,
         parts.append(f'<line x1="{left}" y1="{yy:.1f}" x2="{left + plot_w}" y2="{yy:.1f}" stroke="#d0d0d0" stroke-width="1"/>')
         parts.append(f'<text x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end" font-size="11" fill="#333333">'
                      f'{value:g}</text>')
-    every = max(1, n // 8)
+    # every k-th label, so that labels at the print size (13 units) never touch; the latest period always
+    widest = max((len(label[5:] if len(label) == 10 else label) for label in labels), default=0) * 0.62 * 13 + 8
+    every = max(1, n // 8, math.ceil(n * widest / plot_w))
     for i, label in enumerate(labels):
-        if i % every == 0 or i == n - 1:
+        if i == n - 1 or (i % every == 0 and n - 1 - i >= every):
             parts.append(f'<text x="{x(i):.1f}" y="{top + plot_h + 16}" text-anchor="middle" font-size="10" '
                          f'fill="#333333">{escape(label[5:] if len(label) == 10 else label)}</text>')
     if y_label:
@@ -106,6 +112,13 @@ def bar_chart(title: str, labels: list[str], values: list[float], *, width: int 
             parts.append(f'<text x="{mx + 4:.1f}" y="{top + 10}" font-size="11" fill="#222222">{escape(marker_label)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _em_width(text: str) -> float:
+    """Rough printed width of a text in ems: full-width (CJK, kana) characters 1, others 0.6."""
+    import unicodedata
+
+    return sum(1.0 if unicodedata.east_asian_width(c) in "WF" else 0.6 for c in text)
 
 
 def _describe(labels: list[str], items) -> str:

@@ -16,6 +16,7 @@ import secrets
 import time
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select, update
 
 from helpdesk import audit, i18n
@@ -98,14 +99,14 @@ def confirm_import(session, public_id: str, actor: Actor, renames_ok: bool) -> U
     """Queue the import of a checked file (after the commit); renames must have been acknowledged."""
     row = session.scalar(select(UserImport).where(UserImport.public_id == public_id).with_for_update())
     if row is None:
-        raise ImportConfirmError("この確認結果は見つかりません。もう一度ファイルをアップロードしてください。")
+        raise ImportConfirmError(_l("この確認結果は見つかりません。もう一度ファイルをアップロードしてください。"))
     if row.status != "checked":
-        raise ImportConfirmError("この取り込みは既に実行されています。")
+        raise ImportConfirmError(_l("この取り込みは既に実行されています。"))
     if row.created_at < utcnow() - CHECK_TTL or row.data is None:
-        raise ImportConfirmError("確認から時間が経ちすぎています。もう一度ファイルをアップロードしてください。")
+        raise ImportConfirmError(_l("確認から時間が経ちすぎています。もう一度ファイルをアップロードしてください。"))
     renames = row.plan.get("org_renames") or []
     if renames and not renames_ok:
-        raise ImportConfirmError("組織名が変わる組織があります。変更内容を確認し、チェックを入れてから実行してください。")
+        raise ImportConfirmError(_l("組織名が変わる組織があります。変更内容を確認し、チェックを入れてから実行してください。"))
     counts = row.plan["counts"]
     row.confirmed_renames = {r["code"]: [r["old"], r["new"]] for r in renames}
     row.status = "queued"
@@ -176,8 +177,9 @@ def run_user_import(import_id: int) -> None:
                                        audit_detail={"import_id": public_id, "via": "browser"})
     except Exception as exc:
         session.rollback()
-        message = str(exc) if isinstance(exc, importer.ImportFileError) else (
-            "取り込み中にエラーが発生したため、何も登録していません。管理者に連絡してください。")
+        # Kept as Japanese text (a job has no reader); the progress page translates the fixed message.
+        message = str(exc) if isinstance(exc, importer.ImportFileError) else str(
+            _l("取り込み中にエラーが発生したため、何も登録していません。管理者に連絡してください。"))
         logger.exception("user import %s failed", public_id)
         session.execute(update(UserImport).where(UserImport.id == import_id).values(
             status="failed", error=message, finished_at=utcnow(), data=None))

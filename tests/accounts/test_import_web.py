@@ -266,3 +266,16 @@ def test_progress_steps_add_up_to_the_total(db):
     steps = []
     result = import_users(db.session, GOOD.encode(), actor=Actor.system(), progress=steps.append)
     assert sum(steps) == result.lines + 2 * result.created + result.updated
+
+
+def test_pages_in_english_for_an_english_admin(client, db, make_user, login):
+    login(make_user(roles="admin"))
+    client.post("/lang", data={"lang": "en", "next": "/admin"})
+    import flask_babel
+
+    flask_babel.refresh()  # the test's app context outlives requests and keeps the locale cached in it
+    page = client.get("/admin/users/import").get_data(as_text=True)
+    assert "<h1>User import</h1>" in page and "Check the file (nothing is saved yet)" in page
+    public_id = checked_id(upload(client, GOOD.encode()))
+    page = client.get(f"/admin/users/import/{public_id}").get_data(as_text=True)
+    assert "Check the user import" in page and "Import as shown" in page

@@ -127,13 +127,21 @@ def _tagger():
     return _local.tagger
 
 
+_INTRO_ENDINGS = ("です", "申します", "ございます", "言います")
+
+
+def _is_intro(text: str) -> bool:
+    """`_SELF_INTRO`, with a cheap look at the ending first (the pattern is costly on long lines)."""
+    return text.rstrip("。. ").endswith(_INTRO_ENDINGS) and bool(_SELF_INTRO.match(text))
+
+
 def _drop_sentences(line: str) -> str:
     """Drop the greeting, closing and self-introduction sentences of a line that goes on with the problem
     ("お世話になっております。予約確認メールのリンクが…"): only those sentences go, not the rest of the line."""
     if "。" not in line.rstrip("。"):
         return line
     parts = [p for p in re.split(r"(?<=。)", line) if p.strip()]
-    kept = [p for p in parts if not _LINE_DROP.match(p.strip()) and not _SELF_INTRO.match(p.strip())]
+    kept = [p for p in parts if not _LINE_DROP.match(p.strip()) and not _is_intro(p.strip())]
     return "".join(kept).strip() if kept else ""
 
 
@@ -148,7 +156,7 @@ def strip_boilerplate(text: str) -> str:
         if number > 0 and (_ORG_LINE.match(line) or (len(line) <= 8 and not re.search(r"[。、!?？！]", line))):
             continue
         line = _MEMO_HEAD.sub("", line).strip()
-        if not line or _SELF_INTRO.match(line):
+        if not line or _is_intro(line):
             continue
         line = _SELF_INTRO_INLINE.sub("", line)
         line = _MEMO_TAIL.sub("", line)

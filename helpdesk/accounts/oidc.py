@@ -357,3 +357,15 @@ def unlink_identity(session, user_id: int, identity_id: int, actor: Actor) -> Us
     session.delete(identity)
     session.commit()
     return identity
+
+
+def link_counts(session, cfg: Settings) -> dict[str, int]:
+    """Staff accounts (SSO roles, not disabled) in all, and those linked to this provider."""
+    from sqlalchemy import func, or_
+
+    staff = or_(*[User.roles.like(f"%{role}%") for role in sorted(SSO_ROLES)])
+    total = session.scalar(select(func.count()).select_from(User).where(staff, User.state != "disabled"))
+    linked = session.scalar(select(func.count(func.distinct(UserIdentity.user_id)))
+                            .join(User, User.id == UserIdentity.user_id)
+                            .where(UserIdentity.issuer == cfg.issuer, staff, User.state != "disabled"))
+    return {"staff": total or 0, "linked": linked or 0}

@@ -14,7 +14,7 @@ import time
 import requests
 from authlib.integrations.base_client.errors import MismatchingStateError, OAuthError
 from authlib.integrations.flask_client import OAuth
-from flask import abort, current_app, flash, redirect, request, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user
 from joserfc.errors import JoseError
@@ -213,3 +213,38 @@ def sso_unlink(user_id: int, identity_id: int):
     flash(_("シングルサインオンの紐付けを解除しました。次にシングルサインオンでログインしたとき、"
             "IDプロバイダーで確認済みのメールアドレスによって紐付け直されます。"), "success")
     return redirect(url_for("accounts.user_detail", user_id=user_id))
+
+
+# --- the administrator's overview -------------------------------------------------------------------
+
+def _provider_check(cfg: oidc.Settings) -> tuple[bool, str]:
+    """Read the discovery document now (not the cached copy): (usable, what was found) for the admin page."""
+    try:
+        response = requests.get(cfg.metadata_url, timeout=5)
+        response.raise_for_status()
+        metadata = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        return False, f"{type(exc).__name__}: {exc}"[:300]
+    if metadata.get("issuer") != cfg.issuer:
+        return False, f"issuer {metadata.get('issuer')!r} ≠ {cfg.issuer!r}"
+    missing = [k for k in ("authorization_endpoint", "token_endpoint", "jwks_uri") if not metadata.get(k)]
+    if missing:
+        return False, "missing: " + ", ".join(missing)
+    algs = ", ".join(metadata.get("id_token_signing_alg_values_supported") or [])
+    pkce = "S256" in (metadata.get("code_challenge_methods_supported") or ["S256"])
+    return True, f"{algs}{'' if pkce else ' (no S256)'}"
+
+
+@bp.get("/admin/security/sso")
+@admin_required
+def admin_sso():
+    try:
+        cfg = oidc.settings(current_app.config)
+    except oidc.ConfigError as exc:  # only when changed after start-up; shown as it is
+        return render_template("accounts/sso_status.html", cfg=None, problem=str(exc))
+    if cfg is None:
+        return render_template("accounts/sso_status.html", cfg=None, problem=None)
+    reachable, found = _provider_check(cfg)
+    return render_template("accounts/sso_status.html", cfg=cfg, problem=None, reachable=reachable, found=found,
+                           redirect_uri=external_url("accounts.sso_callback"),
+                           counts=oidc.link_counts(db.session, cfg))

@@ -458,3 +458,41 @@ def test_a_rolled_signing_key_is_fetched(db, client, sso, make_user):
     # The id_token is signed with a key the app has not seen: its kid makes the app read the JWKS again.
     assert _round_trip(client, sso).status_code == 302 and _signed_in(client)
     assert len(_audits(db, "login.sso_succeeded")) == 2
+
+
+def test_admin_overview_page(app, db, client, sso, make_user, login):
+    admin = make_user(roles="admin", email="admin@helpdesk.example.jp")
+    make_user(roles="agent", email="agent@helpdesk.example.jp")
+    make_user(roles="agent", email="other@helpdesk.example.jp")
+    login(make_user(roles="supervisor", email="sv@helpdesk.example.jp"))
+    assert client.get("/admin/security/sso").status_code == 403
+    client.post("/logout")
+    _as_idp_user(sso, sub="idp-agent-1")
+    assert _round_trip(client, sso).status_code == 302
+    client.post("/logout")
+    login(admin)
+    app.config.update(OIDC_AUTO_CREATE="on", OIDC_AUTO_CREATE_ROLES="agent specialist", OIDC_REQUIRE_FOR_STAFF="on",
+                      OIDC_ALLOWED_DOMAINS="helpdesk.example.jp")
+    page = client.get("/admin/security/sso").get_data(as_text=True)
+    assert "接続できました" in page and "RS256" in page
+    assert '<code id="sso-redirect-uri">http://127.0.0.1:5000/login/sso/callback</code>' in page
+    assert "作成する（権限: オペレーター、" in page and "できない（管理者を除く）" in page
+    assert "helpdesk.example.jp" in page
+    # 4 staff accounts (admin, 2 agents, supervisor), 1 linked.
+    assert "職員 4 人のうち 1 人が" in page
+    assert 'href="/admin/security/sso"' in client.get("/admin").get_data(as_text=True)
+    from flask_babel import refresh
+
+    client.post("/lang", data={"lang": "en"})
+    refresh()  # the test holds one app context: forget the locale flask-babel cached in it
+    page = client.get("/admin/security/sso").get_data(as_text=True)
+    assert "Redirect URI to register at the identity provider" in page and "1 of 4 staff accounts are linked" in page
+    client.post("/lang", data={"lang": "ja"})
+    refresh()
+    app.config["OIDC_ISSUER"] = "http://127.0.0.1:9"
+    page = client.get("/admin/security/sso").get_data(as_text=True)
+    assert "接続できません" in page
+    for key in ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"):
+        app.config[key] = None
+    page = client.get("/admin/security/sso").get_data(as_text=True)
+    assert 'id="sso-off"' in page

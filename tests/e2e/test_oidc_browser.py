@@ -133,14 +133,18 @@ def test_admin_sees_the_link_on_the_user_page(sso_site, browser, live_app):
     base, provider = sso_site
     provider.control(mode="", user={"sub": "idp-agent1", "email": "agent1@helpdesk.example.jp",
                                     "email_verified": True})
-    context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo")
+    agent_context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo")
+    try:
+        agent_page = agent_context.new_page()
+        agent_page.goto(f"{base}/login")
+        agent_page.click("#sso-login")  # links agent1 if the first test did not run
+        agent_page.wait_for_url(f"{base}/agent/queue**")
+    finally:
+        agent_context.close()
+    context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo")  # the administrator's own browser
     page = context.new_page()
     page.set_default_timeout(15_000)
     try:
-        page.goto(f"{base}/login")
-        page.click("#sso-login")  # links agent1 if the first test did not run
-        page.wait_for_url(f"{base}/agent/queue**")
-        context.clear_cookies()
         with live_app.app_context():
             agent_id = db.session.scalar(select(User.id).where(User.email == "agent1@helpdesk.example.jp"))
         page.goto(f"{base}/login")
@@ -154,5 +158,13 @@ def test_admin_sees_the_link_on_the_user_page(sso_site, browser, live_app):
         assert section.locator("button", has_text="紐付けを解除").count() == 1
         assert run_axe(page) == []
         section.screenshot(path=str(SCREENS / "17_6_sso_user_page_link.png"))
+        # The administrator's overview: settings, the redirect URI to register, the provider reachable.
+        page.goto(f"{base}/admin")
+        page.click("text=シングルサインオン")
+        page.wait_for_url(f"{base}/admin/security/sso")
+        assert page.locator("#sso-redirect-uri").inner_text() == f"{base}/login/sso/callback"
+        assert "接続できました" in page.locator("#sso-reachable").inner_text()
+        assert run_axe(page) == []
+        page.screenshot(path=str(SCREENS / "17_6_sso_admin_overview.png"), full_page=True)
     finally:
         context.close()

@@ -282,7 +282,9 @@ SERVICE_MODULES = [
     "helpdesk/accounts/bulk_import.py", "helpdesk/sla/service.py", "helpdesk/sla/calendar.py", "helpdesk/sla/ical.py",
     "helpdesk/manuals/loop.py", "helpdesk/manuals/service.py", "helpdesk/insights/service.py",
     "helpdesk/api/service.py", "helpdesk/api/webhooks.py", "helpdesk/notify/service.py", "helpdesk/ops/storage.py",
-    "helpdesk/ops/privacy.py",
+    "helpdesk/ops/privacy.py", "helpdesk/tickets/portal.py", "helpdesk/tickets/intake.py", "helpdesk/tickets/queue.py",
+    "helpdesk/tickets/assignment.py", "helpdesk/reports/service.py", "helpdesk/insights/tracker.py",
+    "helpdesk/accounts/kana.py",
 ]
 _TRANSLATORS = {"_l", "_", "gettext", "lazy_gettext", "ngettext", "lazy_ngettext", "pgettext", "lazy_pgettext"}
 
@@ -354,3 +356,16 @@ def test_every_service_message_has_english_and_matching_placeholders(path):
         passed = {k.arg for k in node.keywords}
         assert named == passed, f"{path}:{node.lineno}: placeholders {named} but arguments {passed}"
         assert set(_PLACEHOLDER.findall(catalogue[msgid])) == named, (msgid, catalogue[msgid])
+
+
+@LANGS
+def test_queue_filter_error_in_the_reader_language(db, client, login, agent, lang):
+    login(agent)
+    _use(client, lang)
+    page = html.unescape(client.get("/agent/queue?sort=bogus&priority=P9").get_data(as_text=True))
+    if lang == "en":
+        assert 'The sort order "bogus" cannot be chosen.' in page
+        assert 'Priority "P9" cannot be chosen (P1, P2, P3, P4).' in page
+        assert "は選べません" not in page
+    else:
+        assert "並び順「bogus」は選べません。" in page and "優先度「P9」は選べません（P1, P2, P3, P4）。" in page

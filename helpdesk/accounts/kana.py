@@ -12,6 +12,8 @@ import functools
 import re
 import unicodedata
 
+from flask_babel import lazy_gettext as _l
+
 _HIRAGANA = re.compile(r"[\u3041-\u3096]")
 #: Katakana, the prolonged sound mark and the middle dot: what a folded reading may contain.
 _READING = re.compile(r"^[\u30a1-\u30fa\u30fc\u30fb]+$")
@@ -43,7 +45,7 @@ def normalize_reading(value: str | None) -> str | None:
     if not folded:
         return None
     if not _READING.match(folded):
-        raise ValueError("読み（カナ）はひらがなかカタカナで入力してください。")
+        raise ValueError(_l("読み（カナ）はひらがなかカタカナで入力してください。"))
     return folded[:200]
 
 

@@ -24,6 +24,7 @@ import logging
 import urllib.error
 import urllib.request
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from helpdesk import audit
@@ -72,7 +73,7 @@ def send_problem(session, problem_id: int, actor: Actor, *, url: str | None, sec
         raise TrackerNotConfigured(NOT_CONFIGURED)
     problem = service.get_problem(session, problem_id)
     if problem.status != "accepted":
-        raise service.InvalidTransition("開発トラッカーへ送れるのは「受理済み」の問題だけです。")
+        raise service.InvalidTransition(_l("開発トラッカーへ送れるのは「受理済み」の問題だけです。"))
     body = payload(session, problem_id)
     previous = session.scalar(select(Outbox.id).where(Outbox.object_ref == f"problem:{problem.id}",
                                                       Outbox.purpose == PURPOSE).order_by(Outbox.id.desc()).limit(1))

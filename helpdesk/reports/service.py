@@ -85,7 +85,7 @@ def parse_month(value: str | None, today: dt.date | None = None) -> str:
         raise ReportError(str(exc)) from exc
     year, mon = (int(x) for x in value.split("-"))
     if not (2000 <= year <= 2100 and 1 <= mon <= 12):
-        raise ReportError("月は 2000-01〜2100-12 の範囲で指定してください。")
+        raise ReportError(_l("月は 2000-01〜2100-12 の範囲で指定してください。"))
     return f"{year:04d}-{mon:02d}"
 
 

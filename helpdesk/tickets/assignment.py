@@ -21,12 +21,14 @@ its effects and the live-queue note) by the system actor 「自動割当」, plu
 """
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from helpdesk import audit
 from helpdesk.accounts.models import User
 from helpdesk.audit import Actor
 from helpdesk.common import utcnow
+from helpdesk.i18n import lazy_join
 from helpdesk.tickets.models import OPEN_STATUSES, AgentShift, AssignmentRule, Ticket
 
 MODES = ("round_robin", "least_loaded")
@@ -36,7 +38,7 @@ class AssignmentError(Exception):
     """A refused rule change; `field_errors` maps form field names to plain messages."""
 
     def __init__(self, field_errors: dict[str, str]):
-        super().__init__("; ".join(field_errors.values()))
+        super().__init__(lazy_join("; ", field_errors.values()))
         self.field_errors = field_errors
 
 
@@ -125,21 +127,21 @@ def save_rule(session, actor: Actor, *, rule_id: int | None = None, name: str, c
     errors = {}
     name = (name or "").strip()
     if not name:
-        errors["name"] = "名前を入力してください。"
+        errors["name"] = _l("名前を入力してください。")
     if mode not in MODES:
-        errors["mode"] = "割当方法を選んでください。"
+        errors["mode"] = _l("割当方法を選んでください。")
     if role is not None and role not in ORG_KINDS:
-        errors["role"] = "利用者の区分を選び直してください。"
+        errors["role"] = _l("利用者の区分を選び直してください。")
     staff = {u.id for u in session.scalars(select(User).where(User.id.in_(agent_ids or [0]))) if u.is_staff}
     if not agent_ids:
-        errors["agent_ids"] = "担当者を一人以上選んでください。"
+        errors["agent_ids"] = _l("担当者を一人以上選んでください。")
     elif set(agent_ids) - staff:
-        errors["agent_ids"] = "担当者に選べるのはヘルプデスクの担当者だけです。"
+        errors["agent_ids"] = _l("担当者に選べるのはヘルプデスクの担当者だけです。")
     if errors:
         raise AssignmentError(errors)
     rule = session.get(AssignmentRule, rule_id) if rule_id else AssignmentRule()
     if rule is None:
-        raise AssignmentError({"name": "ルールが見つかりません。"})
+        raise AssignmentError({"name": _l("ルールが見つかりません。")})
     before = _rule_dict(rule) if rule_id else None
     rule.name, rule.category_id, rule.role, rule.mode = name[:100], category_id, role, mode
     rule.agent_ids, rule.position, rule.active = ",".join(map(str, sorted(set(agent_ids)))), position, active

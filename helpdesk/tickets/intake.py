@@ -12,6 +12,7 @@ import os
 
 from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
 from sqlalchemy.exc import IntegrityError
@@ -66,10 +67,10 @@ def _caller(session, caller_id: int | None, new_contact: dict | None, actor: Act
     if caller_id:
         user = session.get(User, caller_id)
         if user is None or not user.is_active:
-            raise ContactError({"caller_search": "選んだ発信者が見つかりません。もう一度検索して選んでください。"})
+            raise ContactError({"caller_search": _l("選んだ発信者が見つかりません。もう一度検索して選んでください。")})
         return user
     if not new_contact:
-        raise ContactError({"caller_search": "発信者を検索して選ぶか、新しい連絡先を入力してください。"})
+        raise ContactError({"caller_search": _l("発信者を検索して選ぶか、新しい連絡先を入力してください。")})
     return create_contact(session, actor=actor, **new_contact)
 
 
@@ -91,7 +92,7 @@ def log_call(session, actor: Actor, *, subject: str, description: str = "", answ
         # Two posts of one form creating the same new contact: the first one wins.
         session.rollback()
         _check_nonce(session, nonce)
-        raise ContactError({"new_email": "このメールアドレスは既に登録されています。上の検索で発信者として選んでください。"})
+        raise ContactError({"new_email": _l("このメールアドレスは既に登録されています。上の検索で発信者として選んでください。")})
     answer = clean_input(answer, 100_000)
     ticket = service.create_ticket(
         session, actor=actor, subject=subject, body=description, channel="phone", requester_id=caller.id,
@@ -125,7 +126,7 @@ def append_call(session, actor: Actor, ticket_id: int, *, notes: str, answer: st
     """Add a call to an existing ticket: the notes as an internal note, the answer as a public reply."""
     ticket = session.get(Ticket, ticket_id)
     if ticket is None:
-        raise service.NotFound("チケットが見つかりません。")
+        raise service.NotFound(_l("チケットが見つかりません。"))
     _check_nonce(session, nonce)
     seconds = None
     if call_started_at and call_ended_at and call_ended_at >= call_started_at:
@@ -141,7 +142,7 @@ def append_call(session, actor: Actor, ticket_id: int, *, notes: str, answer: st
         lines.append(notes)
     answer = clean_input(answer, 100_000)
     if not notes and not answer and not subject:
-        raise service.TicketError("追加する通話メモを入力してください。")
+        raise service.TicketError(_l("追加する通話メモを入力してください。"))
     if nonce:
         session.add(FormNonce(nonce=nonce, ticket_id=ticket.id))
         try:

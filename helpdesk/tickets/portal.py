@@ -79,17 +79,17 @@ def requester_close(session, user: User, ticket_id: int, action: str, actor: Act
     """'resolve': the requester's problem is solved; 'close': a resolved ticket is finished."""
     ticket = service.get_visible(session, user, ticket_id)
     if not may_act(user, ticket):
-        raise service.TicketError("このお問い合わせを完了にできるのは、お問い合わせをした方だけです。")
+        raise service.TicketError(_l("このお問い合わせを完了にできるのは、お問い合わせをした方だけです。"))
     if action == "resolve":
         if ticket.status not in OPEN_STATUSES:
-            raise service.InvalidTransition("このお問い合わせは既に解決済みか完了しています。")
+            raise service.InvalidTransition(_l("このお問い合わせは既に解決済みか完了しています。"))
         service.change_status(session, ticket.id, "resolved", actor, commit=False)
     elif action == "close":
         if ticket.status != "resolved":
-            raise service.InvalidTransition("完了にできるのは解決済みのお問い合わせだけです。")
+            raise service.InvalidTransition(_l("完了にできるのは解決済みのお問い合わせだけです。"))
         service.change_status(session, ticket.id, "closed", actor, commit=False)
     else:
-        raise service.TicketError("この操作はできません。")
+        raise service.TicketError(_l("この操作はできません。"))
     audit.record(session, actor, f"ticket.portal_{action}", "ticket", ticket.id, {"ref": ticket.ref})
     session.commit()
     return ticket
@@ -99,9 +99,9 @@ def requester_rate(session, user: User, ticket_id: int, score: int, comment: str
     """CSAT 1–5 with an optional comment, once, after the ticket is resolved."""
     ticket = service.get_visible(session, user, ticket_id)
     if not may_act(user, ticket):
-        raise service.TicketError("評価できるのは、お問い合わせをした方だけです。")
+        raise service.TicketError(_l("評価できるのは、お問い合わせをした方だけです。"))
     if ticket.csat_score is not None:
-        raise service.TicketError("このお問い合わせは既に評価いただいています。ありがとうございました。")
+        raise service.TicketError(_l("このお問い合わせは既に評価いただいています。ありがとうございました。"))
     service.rate(session, ticket.id, score, comment, actor, commit=False)
     audit.record(session, actor, "ticket.csat", "ticket", ticket.id, {"ref": ticket.ref, "score": score})
     session.commit()

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, exists, false, func, literal, or_, select, text, tuple_
 from sqlalchemy.orm import defer
 
@@ -144,7 +145,8 @@ def _choice_list(args, key: str, allowed: Sequence[str], errors: dict, label: st
         values = [v for v in values if v != "active"] + [s for s in OPEN_STATUSES if s not in values]
     bad = [v for v in values if v not in allowed]
     if bad:
-        errors[key] = f"{label}「{bad[0]}」は選べません（{', '.join(allowed)}）。"
+        errors[key] = _l("%(label)s「%(value)s」は選べません（%(allowed)s）。", label=label, value=bad[0],
+                         allowed=", ".join(allowed))
     return [v for v in values if v in allowed]
 
 
@@ -155,7 +157,7 @@ def _date(args, key: str, errors: dict, label: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        errors[key] = f"{label}は YYYY-MM-DD の形式で入力してください（例: 2026-04-01）。"
+        errors[key] = _l("%(label)sは YYYY-MM-DD の形式で入力してください（例: 2026-04-01）。", label=label)
         return None
 
 
@@ -163,15 +165,15 @@ def parse_filters(args: Mapping[str, Any]) -> QueueFilters:
     """Validate query-string values into QueueFilters; FilterError lists every bad field."""
     errors: dict[str, str] = {}
     f = QueueFilters()
-    f.statuses = _choice_list(args, "status", STATUSES, errors, "ステータス")
-    f.priorities = _choice_list(args, "priority", PRIORITIES, errors, "優先度")
-    f.roles = _choice_list(args, "role", ORG_KINDS, errors, "利用者区分")
-    f.tiers = _choice_list(args, "tier", TIERS, errors, "対応段階")
+    f.statuses = _choice_list(args, "status", STATUSES, errors, _l("ステータス"))
+    f.priorities = _choice_list(args, "priority", PRIORITIES, errors, _l("優先度"))
+    f.roles = _choice_list(args, "role", ORG_KINDS, errors, _l("利用者区分"))
+    f.tiers = _choice_list(args, "tier", TIERS, errors, _l("対応段階"))
     f.sla = _choice_list(args, "sla", SLA_STATES, errors, "SLA")
     categories = _values(args, "category")
     bad = [c for c in categories if not _CATEGORY_RE.match(c)]
     if bad:
-        errors["category"] = f"カテゴリ「{bad[0][:40]}」は選べません。"
+        errors["category"] = _l("カテゴリ「%(value)s」は選べません。", value=bad[0][:40])
     f.categories = [c for c in categories if _CATEGORY_RE.match(c)]
     assignee = _single(args, "assignee")
     if assignee:
@@ -180,28 +182,28 @@ def parse_filters(args: Mapping[str, Any]) -> QueueFilters:
         elif assignee.isdigit() and len(assignee) < 12:
             f.assignee = int(assignee)
         else:
-            errors["assignee"] = "担当者は「me」「none」または利用者IDで指定してください。"
+            errors["assignee"] = _l("担当者は「me」「none」または利用者IDで指定してください。")
     organisation = _single(args, "organisation")
     if organisation:
         if len(organisation) > 32:
-            errors["organisation"] = "組織コードは32文字以内で入力してください。"
+            errors["organisation"] = _l("組織コードは32文字以内で入力してください。")
         else:
             f.organisation = organisation
-    f.created_from = _date(args, "created_from", errors, "受付日（から）")
-    f.created_to = _date(args, "created_to", errors, "受付日（まで）")
+    f.created_from = _date(args, "created_from", errors, _l("受付日（から）"))
+    f.created_to = _date(args, "created_to", errors, _l("受付日（まで）"))
     if f.created_from and f.created_to and f.created_from > f.created_to:
-        errors["created_to"] = "受付日（まで）は受付日（から）以降の日付にしてください。"
+        errors["created_to"] = _l("受付日（まで）は受付日（から）以降の日付にしてください。")
     tags = [search.normalize(t).replace(" ", "-") for t in _values(args, "tags")]
     if any(len(t) > _TAG_MAX for t in tags):
-        errors["tags"] = f"タグは{_TAG_MAX}文字以内で入力してください。"
+        errors["tags"] = _l("タグは%(n)s文字以内で入力してください。", n=_TAG_MAX)
     f.tags = [t for t in tags if t and len(t) <= _TAG_MAX][:10]
     q = _single(args, "q")
     if len(q) > 200:
-        errors["q"] = "検索語は200文字以内で入力してください。"
+        errors["q"] = _l("検索語は200文字以内で入力してください。")
     f.q = q[:200]
     sort = _single(args, "sort") or ("relevance" if f.q else DEFAULT_SORT)
     if sort not in SORTS:
-        errors["sort"] = f"並び順「{sort[:20]}」は選べません。"
+        errors["sort"] = _l("並び順「%(value)s」は選べません。", value=sort[:20])
         sort = DEFAULT_SORT
     if sort == "relevance" and not f.q:
         sort = DEFAULT_SORT
@@ -318,7 +320,7 @@ def _decode_cursor(cursor: str, sort: str, kinds: list[str]) -> list:
             out.append(value)
         return out
     except (ValueError, TypeError, json.JSONDecodeError, IndexError):
-        raise FilterError({"cursor": "ページ送りの位置が正しくありません。最初のページから開き直してください。"})
+        raise FilterError({"cursor": _l("ページ送りの位置が正しくありません。最初のページから開き直してください。")})
 
 
 def _order_spec(sort: str, score=None):

@@ -5,8 +5,8 @@ import datetime as dt
 import unicodedata
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import DateTime, event
+from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from helpdesk.vocabulary import OrgKind, UserRole, values
@@ -132,6 +132,27 @@ def insert_now(session, obj, *, attach: bool = False):
         state.update(zip(keys, result.one()))
         make_transient_to_detached(obj)
         session.add(obj)
+        # The session takes it for a row loaded before this transaction, so a rollback would keep it
+        # (and its primary key, which the database may hand out again): remembered to be let go then.
+        session.info.setdefault(_ATTACHED_KEY, []).append(obj)
     elif serial_key is not None:
         setattr(obj, serial_key, result.scalar_one())
     return obj
+
+
+_ATTACHED_KEY = "helpdesk_inserted_attached"
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back_rows(session: Session, previous_transaction) -> None:
+    """Rows insert_now(attach=True) wrote in a transaction that rolled back leave the session with it."""
+    if previous_transaction.parent is None:
+        for obj in session.info.pop(_ATTACHED_KEY, ()):
+            if obj in session:
+                session.expunge(obj)
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_committed_rows(session: Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop(_ATTACHED_KEY, None)

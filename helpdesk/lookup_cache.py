@@ -99,6 +99,14 @@ def attach(session, cls: type, values: dict[str, Any]):
     return obj
 
 
+def link_loaded(obj, relationship: str, related) -> None:
+    """Set a many-to-one link of an attached object as loaded (unless it is loaded already)."""
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    if relationship not in obj.__dict__:
+        set_committed_value(obj, relationship, related)
+
+
 def ttl_seconds() -> float:
     if not has_app_context():
         return 0.0

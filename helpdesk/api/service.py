@@ -14,7 +14,6 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func, or_, select, update
-from sqlalchemy.orm.attributes import set_committed_value
 
 from helpdesk import audit
 from helpdesk.accounts.models import Organisation, User
@@ -22,7 +21,7 @@ from helpdesk.api.models import SCOPES, WEBHOOK_EVENTS, ApiToken, IdempotencyRec
 from helpdesk.api.webhooks import UnsafeURL, check_url
 from helpdesk.audit import Actor
 from helpdesk.common import TOKYO, utcnow
-from helpdesk.lookup_cache import LookupCache, attach, column_values, ttl_seconds
+from helpdesk.lookup_cache import LookupCache, attach, column_values, link_loaded, ttl_seconds
 from helpdesk.text import clean_input
 
 TOKEN_PREFIX = "hd_"
@@ -158,11 +157,10 @@ def _token_by_hash(session, token_hash: str) -> ApiToken | None:
     org = attach(session, Organisation, org_values) if org_values is not None else None
     user = attach(session, User, user_values) if user_values is not None else None
     token = attach(session, ApiToken, token_values)
-    # Wire the many-to-one links as loaded (no lazy load of what is attached right here).
-    if user is not None and "organisation" not in user.__dict__:
-        set_committed_value(user, "organisation", org)
-    if "user" not in token.__dict__:
-        set_committed_value(token, "user", user)
+    # The many-to-one links as loaded (no lazy load of what is attached right here).
+    if user is not None:
+        link_loaded(user, "organisation", org)
+    link_loaded(token, "user", user)
     return token
 
 

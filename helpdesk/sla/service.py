@@ -18,11 +18,12 @@ from sqlalchemy import and_, case, func, literal, or_, select, update
 
 from helpdesk import audit
 from helpdesk.audit import Actor
-from helpdesk.common import TOKYO, UTCDateTime, insert_now, utcnow
+from helpdesk.common import TOKYO, UTCDateTime, utcnow
 from helpdesk.i18n import lazy_join
 from helpdesk.lookup_cache import LookupCache
 from helpdesk.sla.calendar import BusinessCalendar, default_hours
 from helpdesk.sla.models import ClosedDay, DeskSettings, SlaClock, SlaPolicy
+from helpdesk.sla.repository import insert_clock
 from helpdesk.text import clean_input
 from helpdesk.tickets.models import Ticket
 
@@ -446,7 +447,7 @@ def start_clock(session, ticket: Ticket, clock: SlaClock | None = None, at: dt.d
     """After the ticket's INSERT: write its clock row (`clock` from `stamp_new_ticket`, or computed now)."""
     if clock is not None:
         clock.ticket_id = ticket.id
-        insert_now(session, clock)  # a later change in this transaction reads it back (session.get)
+        insert_clock(session, clock)  # a later change in this transaction reads it back (session.get)
         return
     apply_sla(session, ticket, at or ticket.created_at, known_new=True)
 

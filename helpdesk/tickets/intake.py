@@ -16,7 +16,6 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import set_committed_value
 
 from helpdesk import audit
 from helpdesk.accounts.models import User
@@ -26,7 +25,7 @@ from helpdesk.common import utcnow
 from helpdesk.extensions import db
 from helpdesk.security import client_ip
 from helpdesk.text import clean_input
-from helpdesk.tickets import bp, creation_limit, custom_fields, service
+from helpdesk.tickets import bp, creation_limit, custom_fields, repository, service
 from helpdesk.tickets.contacts import ContactError, create_contact, find_organisation, search_contacts
 from helpdesk.tickets.models import FormNonce, Ticket
 from helpdesk.tickets.portal_forms import AppendCallForm, IntakeForm, new_nonce
@@ -115,8 +114,7 @@ def log_call(session, actor: Actor, *, subject: str, description: str = "", answ
     shown = {"id": ticket.id, "subject": ticket.subject, "resolved_on_first_contact": ticket.resolved_on_first_contact}
     session.commit()
     # What the confirmation message shows, kept as loaded: no reload of the ticket after the commit.
-    for key, value in shown.items():
-        set_committed_value(ticket, key, value)
+    repository.keep_as_loaded(ticket, **shown)
     return ticket
 
 

@@ -15,12 +15,11 @@ from typing import Iterable
 from sqlalchemy import Select, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm.attributes import set_committed_value
 
 from helpdesk import audit
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
-from helpdesk.common import insert_now, utcnow
+from helpdesk.common import utcnow
 from helpdesk.lookup_cache import LookupCache, attach, column_values
 from helpdesk.templating import CHANNEL_LABELS, STATUS_LABELS
 from helpdesk.text import clean_input, normalize, one_line
@@ -228,10 +227,7 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
     # 2. One INSERT … RETURNING; the ticket then joins the session as if loaded (changes later in this
     # request are ordinary UPDATEs). Its tags are inserted the same way; setting the collection (even
     # empty) as loaded spares a query for it later in the request.
-    insert_now(session, ticket, attach=True)
-    set_committed_value(ticket, "tags", [
-        insert_now(session, TicketTag(ticket_id=ticket.id, tag=tag), attach=True)
-        for tag in sorted({normalize_tag(t) for t in tags if normalize_tag(t)})])
+    repository.insert_ticket(session, ticket, sorted({normalize_tag(t) for t in tags if normalize_tag(t)}))
     if nonce:
         # The primary key on form_nonces makes two concurrent posts of one form create one ticket:
         # the loser's transaction (with its ticket) is rolled back.
@@ -245,7 +241,7 @@ def create_ticket(session, *, actor: Actor, subject: str, body: str = "", channe
                 raise DuplicateSubmission(existing.ticket_id)
             raise
     # Append-only and never changed in this request: inserted directly, without the unit of work.
-    ev = insert_now(session, _new_event(ticket, actor, "created", after=channel, at=now))
+    ev = repository.insert_event(session, _new_event(ticket, actor, "created", after=channel, at=now))
     live.note(session, ticket, actor, "created", ev.id)  # open queue pages hear of it after the commit
     # 3. SLA clock row → notification rows → webhook event rows → insights scheduling → extensions.
     effects.created(session, ticket, actor, ev, clock)

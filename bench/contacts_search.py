@@ -19,7 +19,6 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("HELPDESK_CLI", "1")
 
 INDEXES = ("ix_users_name_trgm", "ix_users_email_trgm", "ix_users_phone_trgm", "ix_organisations_name_trgm",

@@ -17,15 +17,12 @@ latencies (p50 / p95) and tickets per second per form; nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tickets_http import AGENT, REQUESTER, Client, _pct  # noqa: E402
 
 FORMS = {

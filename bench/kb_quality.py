@@ -38,11 +38,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from knowledge_base import KnowledgeBase  # noqa: E402
 from knowledge_base.text import TOKENIZERS  # noqa: E402

@@ -22,12 +22,10 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 os.environ.setdefault("HELPDESK_CLI", "1")
 
 SIMPLE_WORKER = """
-import os, sys
-sys.path.insert(0, {root!r})
+import os
 os.environ.setdefault("HELPDESK_CLI", "1")
 from rq import Queue, SimpleWorker
 from helpdesk import create_app
@@ -102,7 +100,7 @@ def main() -> None:
             session.commit()
             queued = time.perf_counter() - started
             print(f"queued {args.mails:,} mails (rows + batch hand-over) in {queued:.2f} s")
-        cmd = ([sys.executable, "-c", SIMPLE_WORKER.format(root=ROOT)] if args.worker_class == "simple" else
+        cmd = ([sys.executable, "-c", SIMPLE_WORKER] if args.worker_class == "simple" else
                [sys.executable, "-c", "from helpdesk.cli import main; main()", "worker", "-q", "notify", "--burst"])
         started = time.perf_counter()
         procs = [subprocess.Popen(cmd, cwd=ROOT, env=env) for _ in range(args.workers)]

@@ -17,7 +17,6 @@ import random
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("HELPDESK_CLI", "1")
 
 

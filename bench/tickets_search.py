@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("HELPDESK_CLI", "1")
 
 QUERIES = ["ログインできない", "納品予定日", "印刷", "接種記録 修正", "パスワード再設定メール", "証明書エラー",

@@ -14,12 +14,10 @@ import datetime as dt
 import os
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HELPDESK_CLI", "1")
 
 

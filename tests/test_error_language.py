@@ -20,6 +20,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from helpdesk.audit import Actor
+from tests.conftest import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[1]
 JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff00-\uffef]")
@@ -206,6 +207,22 @@ def test_refused_organisation_next_to_its_field(db, client, login, make_user, la
     _shown(page, lang, "A municipality's organisation code must be 6 digits.", "自治体の組織コードは6桁の数字にしてください。")
     error = re.search(r'<p class="field-error" id="([\w-]+)-error">', page)
     assert error and error.group(1) == "code"
+
+
+@LANGS
+def test_password_change_refusals_next_to_their_fields(db, client, login, make_user, lang):
+    """Wrong current password next to that input, policy reasons next to the new one, in either language."""
+    login(make_user())
+    _use(client, lang)
+    page = client.post("/account/password", data={
+        "current_password": "wrong-Passw0rd!", "new_password": "Another-Passw0rd!", "confirm": "Another-Passw0rd!"})
+    page = page.get_data(as_text=True)
+    _shown(page, lang, "The current password is not correct.", "現在のパスワードが正しくありません。")
+    assert 'id="current_password-error"' in page and 'id="new_password-error"' not in page
+    page = client.post("/account/password", data={"current_password": PASSWORD, "new_password": "short",
+                                                   "confirm": "short"}).get_data(as_text=True)
+    _shown(page, lang, "The password must be at least", "パスワードは")
+    assert 'id="new_password-error"' in page and 'id="current_password-error"' not in page
 
 
 def test_import_reasons_follow_the_reader(db, client, login, make_user):

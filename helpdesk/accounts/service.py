@@ -120,7 +120,7 @@ def set_password(session, user_id: int, new_password: str, actor: Actor, *, curr
     if user is None:
         raise AccountError(_l("利用者が見つかりません。"))
     if require_current and not verify_password(user.password_hash, current_password or ""):
-        raise AccountError(_l("現在のパスワードが正しくありません。"))
+        raise AccountError(_l("現在のパスワードが正しくありません。"), field="current_password")
     errors = policy_errors(new_password, user.email)
     if errors:
         raise AccountError(lazy_join(" ", errors))

@@ -99,8 +99,7 @@ def change_password():
                                         Actor(current_user.id, current_user.email, client_ip()),
                                         current_password=form.current_password.data, require_current=True)
         except service.AccountError as exc:
-            form.new_password.errors.append(str(exc)) if "現在" not in str(exc) else \
-                form.current_password.errors.append(str(exc))
+            (form.current_password if exc.field == "current_password" else form.new_password).errors.append(str(exc))
         else:
             # The session version changed: sign this browser in again, end all others.
             login_user(user)

@@ -503,11 +503,15 @@ def unlink_article(session, ticket_id: int, slug: str, actor: Actor, *, commit: 
     _commit(session, commit)
 
 
-def merge_tickets(session, source_id: int, target_id: int, actor: Actor, *, commit: bool = True) -> Ticket:
-    """Close `source` with a pointer to `target`; both timelines keep their history."""
+def merge_tickets(session, source_id: int, target_id: int, actor: Actor, *, expected_version: int | None = None,
+                  commit: bool = True) -> Ticket:
+    """Close `source` with a pointer to `target`; both timelines keep their history.
+
+    `expected_version`: the version of `source` the agent saw (VersionConflict if it changed since)."""
     if source_id == target_id:
         raise TicketError(_l("同じチケットには統合できません。"))
     source, target = _get(session, source_id), _get(session, target_id)
+    _check_version(source, expected_version)
     if target.merged_into_id:
         raise TicketError(_l("%(ref)s は既に別のチケットに統合されています。", ref=target.ref))
     if source.status == "closed":

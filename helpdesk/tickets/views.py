@@ -12,7 +12,6 @@ from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.datastructures import MultiDict
 
-from helpdesk import audit
 from helpdesk.accounts.models import User
 from helpdesk.audit import Actor
 from helpdesk.auth import admin_required, login_required, staff_required
@@ -20,7 +19,7 @@ from helpdesk.extensions import db
 from helpdesk.security import client_ip, safe_next
 from helpdesk.templating import ROLE_LABELS, STATUS_LABELS
 from helpdesk.common import utcnow
-from helpdesk.tickets import bp, display, forms, live, macros, queue as queue_mod, service, timelog
+from helpdesk.tickets import bp, display, forms, live, macros, queue as queue_mod, saved_views, service, timelog
 from helpdesk.tickets.models import (TIERS, Attachment, Category, Macro, SavedView, Ticket,
                                      TicketArticle, TicketEvent, TicketTag, parse_ref)
 
@@ -81,9 +80,7 @@ def _parse_qs(query: str):
 @bp.get("/agent/queue")
 @staff_required
 def queue():
-    user_views = list(db.session.scalars(select(SavedView).where(
-        (SavedView.user_id == current_user.id) | SavedView.user_id.is_(None)).order_by(SavedView.position,
-                                                                                      SavedView.name)))
+    user_views = saved_views.visible_views(db.session, current_user)
     args = MultiDict(request.args)
     view_key = args.pop("view", None)
     cursor = args.pop("cursor", None)
@@ -234,22 +231,12 @@ def save_view():
     if not form.validate():
         flash(_("ビューの名前を入力してください（100文字以内）。"), "error")
         return redirect(url_for("tickets.queue") + "?" + (form.query.data or ""))
-    query = form.query.data or ""
     try:
-        queue_mod.parse_filters(MultiDict(_parse_qs(query)))
+        view = saved_views.save_view(db.session, current_user, _actor(), form.name.data, form.query.data or "")
     except queue_mod.FilterError:
         flash(_("この条件は保存できません。条件を直してから保存してください。"), "error")
         return redirect(url_for("tickets.queue"))
-    name = form.name.data.strip()
-    view = db.session.scalar(select(SavedView).where(SavedView.user_id == current_user.id, SavedView.name == name))
-    if view is None:
-        view = SavedView(user_id=current_user.id, name=name, query=query)
-        db.session.add(view)
-    view.query = query
-    db.session.flush()
-    audit.record(db.session, _actor(), "saved_view.saved", "saved_view", view.id, {"name": name, "query": query})
-    db.session.commit()
-    flash(_("ビュー「%(name)s」を保存しました。", name=name), "success")
+    flash(_("ビュー「%(name)s」を保存しました。", name=view.name), "success")
     return redirect(url_for("tickets.queue", view=f"s{view.id}"))
 
 
@@ -257,12 +244,8 @@ def save_view():
 @staff_required
 def delete_view(view_id: int):
     form = forms.DeleteForm()
-    view = db.session.get(SavedView, view_id)
-    if view is None or view.user_id != current_user.id or not form.validate():
+    if not form.validate() or not saved_views.delete_view(db.session, current_user, _actor(), view_id):
         abort(404)
-    audit.record(db.session, _actor(), "saved_view.deleted", "saved_view", view.id, {"name": view.name})
-    db.session.delete(view)
-    db.session.commit()
     flash(_("ビューを削除しました。"), "success")
     return redirect(url_for("tickets.queue"))
 
@@ -525,15 +508,13 @@ def merge(ref: str):
     if target is None:
         form.target.errors = [_("統合先のチケット %(ref)s が見つかりません。", ref=form.target.data.strip())]
         return _render_detail(ticket, status=400, merge=form)
-    if form.version.data != ticket.version:
-        return _conflict(ticket.id, "merge", form, form.seen_event.data)
     warnings = display.merge_warnings(ticket, target)
-    if warnings and request.form.get("confirm_different") != "1":
+    if warnings and request.form.get("confirm_different") != "1" and form.version.data == ticket.version:
         form.target.errors = warnings + [_("別の依頼者・組織のチケットに統合する場合は、確認のチェックを入れてください。")]
         return _render_detail(ticket, status=400, merge=form, merge_target=target, merge_needs_confirm=True)
     try:
-        service.merge_tickets(db.session, ticket.id, target.id, _actor())
-    except StaleDataError:
+        service.merge_tickets(db.session, ticket.id, target.id, _actor(), expected_version=form.version.data)
+    except (service.VersionConflict, StaleDataError):
         return _conflict(ticket.id, "merge", form, form.seen_event.data)
     except service.TicketError as exc:
         db.session.rollback()

@@ -233,7 +233,8 @@ def _vocabulary(key: str) -> dict:
                "id_token": _l("IDトークンが正しくない"), "token": _l("トークン発行を拒否された"),
                "provider_error": _l("IDプロバイダーがログインを完了しなかった"),
                "unreachable": _l("IDプロバイダーに接続できない"),
-               "sso_required": _l("職員はシングルサインオンのみ")}
+               "sso_required": _l("職員はシングルサインオンのみ"),
+               "reauth": _l("IDプロバイダーで認証し直されていない")}
     problem = {"candidate": _l("候補"), "accepted": _l("受理済み"), "sent": _l("開発へ送付済み"),
                "fixed": _l("修正済み"), "verified": _l("効果確認済み")}
     if key in ("roles", "role"):

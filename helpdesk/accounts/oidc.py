@@ -100,6 +100,10 @@ class Settings:
     #: Staff other than administrators may not sign in with a password (administrators keep it as the
     #: way in when the provider is down).
     require_for_staff: bool = False
+    #: Ask the provider to authenticate the person again on every sign-in (prompt=login), for shared
+    #: workstations: without it, the next person at a PC whose provider session is still open signs in as
+    #: the previous one.
+    reauthenticate: bool = False
 
     @property
     def metadata_url(self) -> str:
@@ -107,7 +111,8 @@ class Settings:
 
 
 _ENV = ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "OIDC_BUTTON_LABEL", "OIDC_ALLOWED_DOMAINS",
-        "OIDC_AUTO_CREATE", "OIDC_AUTO_CREATE_ROLES", "OIDC_SCOPES", "OIDC_REQUIRE_FOR_STAFF")
+        "OIDC_AUTO_CREATE", "OIDC_AUTO_CREATE_ROLES", "OIDC_SCOPES", "OIDC_REQUIRE_FOR_STAFF",
+        "OIDC_REAUTHENTICATE")
 
 
 def init_app(app) -> None:
@@ -160,7 +165,8 @@ def settings(config) -> Settings | None:
                     allowed_domains=domains, auto_create=_flag(config.get("OIDC_AUTO_CREATE")),
                     auto_create_roles=" ".join(r for r in AUTO_CREATE_ROLES if r in roles),
                     scopes=" ".join(dict.fromkeys(scopes)),
-                    require_for_staff=_flag(config.get("OIDC_REQUIRE_FOR_STAFF")))
+                    require_for_staff=_flag(config.get("OIDC_REQUIRE_FOR_STAFF")),
+                    reauthenticate=_flag(config.get("OIDC_REAUTHENTICATE")))
 
 
 def claims_options(cfg: Settings) -> dict:

@@ -132,7 +132,8 @@ def sso_start():
         session.pop(key)  # one trip at a time per browser: an older, abandoned one ends here
     session[NEXT] = safe_next(request.args.get("next")) or ""
     session[STARTED] = time.time()
-    return client.authorize_redirect(external_url("accounts.sso_callback"))
+    extra = {"prompt": "login", "max_age": 0} if cfg.reauthenticate else {}
+    return client.authorize_redirect(external_url("accounts.sso_callback"), **extra)
 
 
 def _failed(cfg: oidc.Settings, reason: str, error: str | None = None, message: str = _FAILED):
@@ -170,6 +171,9 @@ def sso_callback():
     claims = token.get("userinfo")
     if not claims:  # a token answer without an id_token proves nobody's identity
         return _failed(cfg, "id_token", "no id_token in the token response")
+    if cfg.reauthenticate and not _authenticated_during_trip(claims):
+        # The provider reused an older session instead of asking again (prompt=login, max_age=0 ignored).
+        return _failed(cfg, "reauth", f"auth_time {claims.get('auth_time')!r} is before this sign-in began")
     next_url = session.get(NEXT)
     try:
         user = oidc.sign_in(db.session, cfg, dict(claims), client_ip())
@@ -179,6 +183,12 @@ def sso_callback():
         flash(_(exc.message), "error")
         return redirect(url_for("accounts.login"))
     return _open_session(user, next_url)
+
+
+def _authenticated_during_trip(claims) -> bool:
+    auth_time = claims.get("auth_time")
+    started = float(session.get(STARTED) or 0)
+    return isinstance(auth_time, (int, float)) and auth_time >= int(started) - 60  # the clock leeway of exp
 
 
 def _open_session(user, next_url: str | None):

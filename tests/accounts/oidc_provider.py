@@ -8,8 +8,9 @@ provider), /token (client secret, one-time code, redirect_uri and PKCE S256 chec
 /userinfo. Tests choose the person and can make the provider misbehave through POST /_control:
 
     {"user": {"sub": "…", "email": "…", "email_verified": true, "name": "…"},
-     "mode": "" | "wrong_nonce" | "wrong_aud" | "wrong_iss" | "expired" | "bad_signature" | "no_id_token" | "deny",
-     "rotate_key": true}
+     "mode": "" | "wrong_nonce" | "wrong_aud" | "wrong_iss" | "expired" | "bad_signature" | "no_id_token" | "deny"
+             | "stale_session" (prompt=login ignored),
+     "rotate_key": true, "provider_session_age": seconds}
 
 GET /_control returns what the provider saw (token requests and whether PKCE was checked).
 """
@@ -50,6 +51,7 @@ def create_provider(issuer: str, client_id: str, client_secret: str, redirect_ur
         "codes": {},
         "tokens": {},
         "seen": [],
+        "prompts": [],
     }
 
     def error_redirect(redirect_uri: str, error: str, st: str | None):
@@ -97,9 +99,15 @@ def create_provider(issuer: str, client_id: str, client_secret: str, redirect_ur
             if state["mode"] == "deny":
                 return error_redirect(redirect_uri, "access_denied", st)
             code = secrets.token_urlsafe(24)
+            # A provider session: the person "signed in" here once; prompt=login signs them in again now,
+            # unless the test wants a provider that ignores it ("stale_session").
+            fresh = args.get("prompt") == "login" and state["mode"] != "stale_session"
+            if fresh or "auth_time" not in state:
+                state["auth_time"] = int(time.time())
+            state["prompts"].append(args.get("prompt"))
             state["codes"][code] = {"redirect_uri": redirect_uri, "nonce": args["nonce"],
                                     "challenge": args["code_challenge"], "user": dict(state["user"]),
-                                    "at": time.time()}
+                                    "at": time.time(), "auth_time": state["auth_time"]}
         return redirect(f"{redirect_uri}?{urlencode({'code': code, 'state': st})}")
 
     def _client_authenticated() -> bool:
@@ -130,7 +138,7 @@ def create_provider(issuer: str, client_id: str, client_secret: str, redirect_ur
         user = grant["user"]
         now = int(time.time())
         claims = {"iss": issuer, "sub": user["sub"], "aud": client_id, "iat": now, "exp": now + 300,
-                  "auth_time": now, "nonce": grant["nonce"],
+                  "auth_time": grant["auth_time"], "nonce": grant["nonce"],
                   "at_hash": _b64(hashlib.sha256(access_token.encode("ascii")).digest()[:16])}
         claims.update({k: v for k, v in user.items() if k != "sub"})
         with lock:
@@ -148,7 +156,8 @@ def create_provider(issuer: str, client_id: str, client_secret: str, redirect_ur
             signing_key = rogue
         with lock:
             state["tokens"][access_token] = user
-        answer = {"access_token": access_token, "token_type": "Bearer", "expires_in": 300, "scope": "openid email profile"}
+        answer = {"access_token": access_token, "token_type": "Bearer", "expires_in": 300,
+                  "scope": "openid email profile"}
         if mode != "no_id_token":
             kid = signing_key.kid if signing_key is not rogue else keys[-1].kid
             answer["id_token"] = jwt.encode({"alg": "RS256", "kid": kid}, claims, signing_key)
@@ -174,11 +183,15 @@ def create_provider(issuer: str, client_id: str, client_secret: str, redirect_ur
                     state["mode"] = body["mode"] or ""
                 if body.get("reset_seen"):
                     state["seen"].clear()
+                    state["prompts"].clear()
+                if "provider_session_age" in body:  # the person signed in at the provider that long ago
+                    state["auth_time"] = int(time.time()) - int(body["provider_session_age"])
                 if body.get("rotate_key"):  # a new signing key with a new kid, as providers roll keys
                     keys.append(RSAKey.generate_key(2048, parameters={"kid": f"test-key-{len(keys) + 1}",
                                                                       "use": "sig", "alg": "RS256"}))
         with lock:
             return jsonify({"user": state["user"], "mode": state["mode"], "seen": list(state["seen"]),
+                            "prompts": list(state["prompts"]),
                             "kids": [k.kid for k in keys]})
 
     return app

@@ -477,6 +477,7 @@ def test_admin_overview_page(app, db, client, sso, make_user, login):
     assert "接続できました" in page and "RS256" in page
     assert '<code id="sso-redirect-uri">http://127.0.0.1:5000/login/sso/callback</code>' in page
     assert "作成する（権限: オペレーター、" in page and "できない（管理者を除く）" in page
+    assert "しない（IDプロバイダーのログイン状態を使う）" in page
     assert "helpdesk.example.jp" in page
     # 4 staff accounts (admin, 2 agents, supervisor), 1 linked.
     assert "職員 4 人のうち 1 人が" in page
@@ -496,3 +497,28 @@ def test_admin_overview_page(app, db, client, sso, make_user, login):
         app.config[key] = None
     page = client.get("/admin/security/sso").get_data(as_text=True)
     assert 'id="sso-off"' in page
+
+
+def test_reauthentication_for_shared_workstations(app, db, client, sso, make_user):
+    make_user(roles="agent", email="agent@helpdesk.example.jp")
+    _as_idp_user(sso)
+    # Off (default): the provider's session of an hour ago is reused without asking the person again.
+    sso.control(provider_session_age=3600)
+    assert _round_trip(client, sso).status_code == 302 and _signed_in(client)
+    client.post("/logout")
+    assert sso.control()["prompts"] == [None]
+
+    app.config["OIDC_REAUTHENTICATE"] = "true"
+    sso.control(provider_session_age=3600, reset_seen=True)
+    assert _round_trip(client, sso).status_code == 302 and _signed_in(client)  # asked again: auth_time is now
+    assert sso.control()["prompts"] == ["login"]
+    client.post("/logout")
+    # A provider that ignores prompt=login hands back the old session: refused.
+    sso.control(mode="stale_session", provider_session_age=3600)
+    page = _refused_page(client, _round_trip(client, sso))
+    assert "シングルサインオンでログインできませんでした" in page and not _signed_in(client)
+    refused = _audits(db, "login.sso_refused", "reauth")
+    assert len(refused) == 1 and "auth_time" in refused[0].detail["error"]
+    with app.test_request_context():
+        assert audit_words.detail_lines("login.sso_refused", {"reason": "reauth"}) == \
+            ["理由: IDプロバイダーで認証し直されていない"]

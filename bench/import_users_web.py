@@ -18,14 +18,12 @@ import io
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from import_users import write_csv  # the sibling script (run as a script, its folder is on the path)
 
-from bench.import_users import write_csv  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def renamed_copy(src: Path, dst: Path, renames: int) -> int:

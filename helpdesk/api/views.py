@@ -177,7 +177,10 @@ _LIST_PARAMS = [
 @operation("GET", "/tickets", summary="List tickets (queue filters, keyset pagination)", tag=TICKETS,
            params=_LIST_PARAMS, responses={200: (S.TicketPage, "One page of tickets")}, errors=_ERR_READ)
 def list_tickets():
-    """Tickets the token's user may see, filtered like the agent queue, newest first by default."""
+    """Tickets the token's user may see, filtered like the agent queue, newest first by default.
+
+    Custom fields filter as `cf_<key>=value` (one per field; keys, types and choices in the `CustomFields`
+    schema): exact match after the field's own parsing; a checkbox takes `1` or `0`."""
     limit = _limit()
     assignee = request.args.get("assignee", "")
     if assignee.isdigit() and int(assignee) > MAX_ID:

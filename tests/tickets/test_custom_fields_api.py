@@ -88,6 +88,7 @@ def test_openapi_document_lists_the_defined_fields(db, client, fields, make_user
     assert "category `delivery`" in schema["properties"]["delivery_day"]["description"]
     assert schema["x-required-on-create"] == ["lot_number"]
     assert "CustomFields" in doc["components"]["schemas"]["TicketCreate"]["properties"]["custom_fields"]["description"]
+    assert "cf_<key>=value" in doc["paths"]["/api/v1/tickets"]["get"]["description"]
     # A new definition shows at once (the cached document is keyed by the definitions).
     cf.create_field(db.session, Actor.for_user(make_user(roles="admin")), key="screen_id", label_ja="画面ID",
                     type="text")

@@ -88,9 +88,8 @@ def _split(text: str) -> list[str]:
     return text.split()
 
 
-def _split_text(text: str) -> tuple[str, str]:
-    subject, _, body = text.partition("\n")
-    return subject, body
+#: Version of the stored model arrays (Model.to_arrays); a run stored in another format is not used.
+MODEL_FORMAT = 1
 
 
 class Model:
@@ -136,6 +135,45 @@ class Model:
 
     def terms(self) -> np.ndarray:
         return self.words.get_feature_names_out()
+
+    # --- stored as arrays (no pickle): the fitted state is vocabularies, IDF weights and the LSA basis ---
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted state as plain arrays (numbers and strings), with MODEL_FORMAT."""
+        out: dict[str, np.ndarray] = {
+            "format": np.array([MODEL_FORMAT]),
+            "weights": np.array([self.char_weight, self.min_energy], dtype=np.float64),
+            "boilerplate": np.array(sorted(self.boilerplate), dtype=str),
+            "components": self.svd.components_.astype(np.float32),
+        }
+        for name in ("words", "bigrams", "chars"):
+            vectoriser = getattr(self, name)
+            if not hasattr(vectoriser, "vocabulary_"):
+                continue  # the chars vectoriser is not fitted when char_weight is 0
+            by_index = sorted(vectoriser.vocabulary_.items(), key=lambda item: item[1])
+            out[f"{name}_terms"] = np.array([term for term, _ in by_index], dtype=str)
+            out[f"{name}_idf"] = vectoriser.idf_.astype(np.float64)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "Model":
+        """The model stored by to_arrays; ValueError for another format version."""
+        if int(arrays["format"][0]) != MODEL_FORMAT:
+            raise ValueError(f"model format {int(arrays['format'][0])}, expected {MODEL_FORMAT}")
+        char_weight, min_energy = (float(x) for x in arrays["weights"])
+        model = cls(char_weight=char_weight, min_energy=min_energy)
+        model.boilerplate = {str(s) for s in arrays["boilerplate"]}
+        for name in ("words", "bigrams", "chars"):
+            if f"{name}_terms" not in arrays:
+                continue
+            vectoriser = getattr(model, name)
+            vectoriser.vocabulary_ = {str(term): i for i, term in enumerate(arrays[f"{name}_terms"])}
+            vectoriser.idf_ = np.asarray(arrays[f"{name}_idf"], dtype=np.float64)
+        components = np.asarray(arrays["components"], dtype=np.float32)
+        model.svd = TruncatedSVD(n_components=components.shape[0])
+        model.svd.components_ = components
+        model.svd.n_features_in_ = components.shape[1]
+        return model
 
 
 def _bigrams(text: str) -> list[str]:

@@ -6,10 +6,11 @@ Trend reports live in `trends.py`, delivery to the development tracker in `track
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
-import pickle
 from collections import Counter, defaultdict
 
+import numpy as np
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select
 
@@ -218,8 +219,7 @@ def refresh_groups(session, actor: Actor | None = None) -> dict:
     run.groups = len(groups)
     run.finished_at = utcnow()
     if groups and model.svd is not None:
-        run.model_blob = pickle.dumps({"model": model, "centroids": [g.centroid for g in groups],
-                                       "bars": [g.min_similarity for g in groups]})
+        run.model_blob = _model_blob(model, [g.centroid for g in groups], [g.min_similarity for g in groups])
     # Older runs' models are not needed any more.
     for old in session.scalars(select(RecurringRun).where(RecurringRun.id != run.id,
                                                           RecurringRun.model_blob.is_not(None))):
@@ -247,12 +247,29 @@ def _link_open_problems(session, group_ids: list[int]) -> int:
     return added
 
 
+def _model_blob(model, centroids: list, bars: list[float]) -> bytes:
+    """The fitted model, the groups' centroids and admission bars as an .npz of plain arrays (no pickle)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **model.to_arrays(), centroids=np.vstack(centroids).astype(np.float32),
+                        bars=np.asarray(bars, dtype=np.float64))
+    return buffer.getvalue()
+
+
 def _latest_model(session):
+    """The newest stored run and its state {model, centroids, bars}; (None, None) without a usable one."""
     run = session.scalars(select(RecurringRun).where(RecurringRun.model_blob.is_not(None))
                           .order_by(RecurringRun.id.desc()).limit(1)).first()
     if run is None:
         return None, None
-    return run, pickle.loads(run.model_blob)
+    try:
+        with np.load(io.BytesIO(run.model_blob), allow_pickle=False) as arrays:
+            state = {"model": _clustering().Model.from_arrays(arrays), "centroids": list(arrays["centroids"]),
+                     "bars": [float(b) for b in arrays["bars"]]}
+    except (ValueError, OSError, KeyError) as exc:  # an older format (or a pickle): wait for the next refresh
+        logger.warning("recurring run %s: stored model not usable (%s); new tickets wait for the next refresh",
+                       run.id, exc)
+        return None, None
+    return run, state
 
 
 def assign_ticket(session, ticket_id: int) -> int | None:

@@ -289,3 +289,12 @@ def custom_field_filter_arg(condition) -> tuple[str, str]:
 @bp.app_template_test("custom_field_key")
 def custom_field_key(name) -> bool:
     return isinstance(name, str) and name.startswith(cf.PREFIX)
+
+
+@bp.app_template_global("custom_field_values")
+def custom_field_values(ticket: Ticket) -> list[tuple[str, str]]:
+    """(label, value in words) of the active fields holding a value on the ticket (the portal's summary)."""
+    locale = _locale()
+    values = cf.values_of(db.session, [ticket.id])[ticket.id]
+    return [(f.label(locale), cf.display(f, values[f.key], locale)) for f in cf.all_fields(db.session, active_only=True)
+            if f.key in values]

@@ -254,3 +254,17 @@ def test_english_reader_gets_english_labels_and_messages(db, client, login, fiel
     html = refused.get_data(as_text=True)
     assert refused.status_code == 400
     assert "Enter “Lot number”." in html and "Enter “Doses” as a number (e.g. 120 or 1.5)." in html
+
+
+def test_portal_ticket_page_lists_the_values(db, client, login, fields, make_user, make_org, agent):
+    from helpdesk.tickets import service
+
+    requester = make_user(org=make_org())
+    ticket = service.create_ticket(db.session, actor=Actor(requester.id, requester.email), subject="値の表示",
+                                   requester_id=requester.id)
+    cf.update_ticket_values(db.session, ticket.id, {"lot_number": "LX-9", "pref": "osaka", "urgent": True},
+                            Actor.for_user(agent))
+    login(requester)
+    html = client.get(f"/portal/tickets/{ticket.ref}").get_data(as_text=True)
+    assert "<dt>ロット番号</dt><dd>LX-9</dd>" in html and "<dt>都道府県</dt><dd>大阪府</dd>" in html
+    assert "<dt>至急</dt><dd>はい</dd>" in html and "<dt>回数</dt>" not in html

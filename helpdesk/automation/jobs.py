@@ -14,9 +14,11 @@ import logging
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
+from helpdesk.accounts.models import Organisation
 from helpdesk.automation import service
 from helpdesk.automation.models import AutomationRule, AutomationRun
 from helpdesk.common import utcnow
+from helpdesk.text import normalize
 from helpdesk.tickets.models import Category, Ticket, TicketTag
 
 logger = logging.getLogger(__name__)
@@ -43,8 +45,14 @@ def _prefilter(stmt, conditions: list[dict], now: dt.datetime):
         elif field == "category" and op == "is":
             stmt = stmt.where(Ticket.category_id == select(Category.id).where(Category.code == value)
                               .scalar_subquery())
-        elif field == "tag" and op == "has":
-            stmt = stmt.where(exists().where(TicketTag.ticket_id == Ticket.id, TicketTag.tag == value))
+        elif field == "tag":
+            tagged = exists().where(TicketTag.ticket_id == Ticket.id, TicketTag.tag == value)
+            stmt = stmt.where(tagged if op == "has" else ~tagged)
+        elif field == "organisation" and op == "is":
+            stmt = stmt.where(Ticket.organisation_id.in_(select(Organisation.id).where(Organisation.code == value)))
+        elif field == "text" and op == "contains":
+            stmt = stmt.where(or_(Ticket.search_text.contains(normalize(str(value)), autoescape=True),
+                                  Ticket.search_text == "", Ticket.search_text.is_(None)))  # Python reads subject+body
     return stmt
 
 

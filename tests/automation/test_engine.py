@@ -118,6 +118,22 @@ def test_timed_rule_acts_on_stale_tickets_once_and_a_second_pass_changes_nothing
     assert len(db.session.scalars(select(Comment).where(Comment.ticket_id == stale.id)).all()) == 1
 
 
+def test_timed_pass_narrows_in_sql_and_still_checks_every_condition(db, rule, make_org, make_user, make_ticket):
+    mine, other = make_org(code="131016"), make_org(code="271004")
+    r = rule("timed", interval=5, conditions=[{"field": "organisation", "op": "is", "value": "131016"},
+                                              {"field": "text", "op": "contains", "value": "100%_印刷"},
+                                              {"field": "tag", "op": "has_not", "value": "done"},
+                                              {"field": "category", "op": "is_not", "value": "password"}])
+    hit = make_ticket(org=mine, requester=make_user(org=mine), subject="100%_印刷できない")
+    make_ticket(org=mine, requester=make_user(org=mine), subject="100x印刷できない")  # % and _ are not wildcards
+    make_ticket(org=mine, requester=make_user(org=mine), subject="100%_印刷できない", tags=["done"])
+    make_ticket(org=mine, requester=make_user(org=mine), subject="100%_印刷できない", category="password")
+    make_ticket(org=other, requester=make_user(org=other), subject="100%_印刷できない")
+    result = jobs.run_timed(db.session)
+    assert result["applied"] == 1 and _runs(db, r.id) == 1
+    assert db.session.scalars(select(AutomationRun.ticket_id).where(AutomationRun.rule_id == r.id)).all() == [hit.id]
+
+
 def test_cli_run_timed_prints_figures(app, db, rule, make_ticket):
     rule("timed", interval=5, conditions=[{"field": "priority", "op": "is", "value": "P3"}])
     ticket = make_ticket()

@@ -237,6 +237,8 @@ def conversation(session, ticket: Ticket, viewer: User) -> list[Entry]:
         label, mine, _desk = _author_label(ticket.requester, viewer)
     entries = [Entry("message", ticket.created_at, label, mine, body=ticket.body or "",
                      attachments=by_comment.get(None, []))]
+    if not ticket.body and not entries[0].attachments:
+        entries = []  # a ticket split from another starts with the moved replies (no text of its own)
     for kind, at, item in service.timeline(session, ticket, include_internal=False):
         if kind == "comment":
             if not item.is_public:  # belt and braces: timeline() already leaves notes out

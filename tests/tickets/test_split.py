@@ -144,5 +144,9 @@ def test_requester_sees_both_conversations_without_internal_notes(db, client, lo
     new_page = client.get(f"/portal/tickets/{new.ref}").get_data(as_text=True)
     assert f"{ticket.ref} のやり取りの一部から作ったお問い合わせです" in new_page
     assert "ついでに、納品日の変更" in new_page and "内部: 再設定はL1で対応" not in new_page
+    from helpdesk.tickets.portal import conversation as portal_conversation
+
+    entries = portal_conversation(db.session, db.session.get(Ticket, new.id), conversation["requester"])
+    assert all(e.body for e in entries if e.kind == "message")  # no empty opening message
     old_page = client.get(f"/portal/tickets/{ticket.ref}").get_data(as_text=True)
     assert f"やり取りの一部を新しいお問い合わせ {new.ref} に分けました" in old_page

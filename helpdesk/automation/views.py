@@ -18,6 +18,7 @@ from helpdesk.automation import bp, service
 from helpdesk.automation.models import AutomationRule
 from helpdesk.extensions import db
 from helpdesk.security import client_ip
+from helpdesk.templating import CHANNEL_LABELS, ROLE_LABELS, STATUS_LABELS
 
 TRIGGER_LABELS = {"created": _l("チケットが作成されたとき"), "updated": _l("チケットが更新されたとき"),
                   "reply": _l("依頼者が返信したとき"), "timed": _l("一定の間隔で（時間の経過で実行）")}
@@ -62,7 +63,8 @@ def _rows(prefix: str, keys: tuple[str, ...]) -> list[dict]:
     rows = []
     for i in range(service.MAX_ACTIONS if prefix == "act" else service.MAX_CONDITIONS):
         row = {k: (request.form.get(f"{prefix}-{i}-{k}") or "") for k in keys}
-        if (row.get("field") or row.get("kind")) or row.get("value", "").strip():
+        # The comparison select always has a value: a row counts when anything else in it was filled in.
+        if any(row.get(k, "").strip() for k in keys if k != "op"):
             rows.append({**row, "row": i})
     return rows
 
@@ -226,8 +228,6 @@ def rule_delete(rule_id: int):
 # --- words for the pages ------------------------------------------------------------------------
 
 def _value_words(field: str, value) -> str:
-    from helpdesk.templating import CHANNEL_LABELS, ROLE_LABELS, STATUS_LABELS
-
     table = {"role": ROLE_LABELS, "channel": CHANNEL_LABELS, "status": STATUS_LABELS, "sla_state": SLA_LABELS}
     if field in table and value in table[field]:
         return str(table[field][value])

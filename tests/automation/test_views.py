@@ -79,6 +79,9 @@ def test_errors_are_shown_next_to_the_fields_and_nothing_is_saved(db, client, lo
         if key.startswith(("cond", "act")):
             assert f'aria-describedby="{key}-error"' in html
     assert "ルール名を入力してください。" in html
+    # A row with only its text filled in is not dropped silently.
+    response = client.post("/agent/automation/new", data=_form(**{"act-1-text": "本文だけ"}))
+    assert re.search(r'id="act-1-kind-error">[^<]*操作を選んでください', response.get_data(as_text=True))
     # What was typed stays in the boxes.
     assert 'name="cond-1-value" value="abc"' in html
 

@@ -60,7 +60,8 @@ def test_created_trigger_acts_once_with_an_actor_naming_the_rule(db, rule, make_
                                                          ("tag", "自動ルール「新規は至急」")}
     run = db.session.scalars(select(AutomationRun).where(AutomationRun.rule_id == r.id)).one()
     assert run.trigger_key == "created" and [o["done"] for o in run.outcome] == [True, True]
-    fired = db.session.scalars(select(AuditLog).where(AuditLog.action == "automation.fired")).one()
+    fired = db.session.scalars(select(AuditLog).where(AuditLog.action == "automation.fired",
+                                                      AuditLog.object_id == str(ticket.id))).one()
     assert fired.object_id == str(ticket.id) and fired.detail["rule_id"] == r.id
 
 
@@ -321,7 +322,8 @@ def test_a_rolled_back_change_leaves_no_rule_effect(db, rule, make_ticket, agent
     assert _tags(db, ticket.id) == [] and _runs(db, r.id) == 0  # …and gone with it
     assert db.session.scalars(select(Comment).where(Comment.ticket_id == ticket.id)).all() == []
     assert db.session.get(Ticket, ticket.id).priority == "P3"
-    assert db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "automation.fired")) == 0
+    assert db.session.scalar(select(func.count()).select_from(AuditLog).where(
+        AuditLog.action == "automation.fired", AuditLog.object_id == str(ticket.id))) == 0
     # The next transaction starts clean: the same change now commits with the rule's effects.
     tickets.update_fields(db.session, ticket.id, Actor(agent.id, agent.email), priority="P1")
     assert _tags(db, ticket.id) == ["auto"] and _runs(db, r.id) == 1

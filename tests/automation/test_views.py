@@ -25,8 +25,11 @@ def _form(**rows):
     return data
 
 
-def _audit(db, action):
-    return db.session.scalars(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id)).all()
+def _audit(db, action, *rule_ids):
+    """Audit rows of `action` about these rules (the append-only log keeps other tests' committed rows on PostgreSQL)."""
+    return db.session.scalars(select(AuditLog).where(AuditLog.action == action,
+                                                     AuditLog.object_id.in_([str(i) for i in rule_ids]))
+                              .order_by(AuditLog.id)).all()
 
 
 def test_only_supervisors_and_admins(client, login, agent, boss):
@@ -55,7 +58,7 @@ def test_create_from_the_form_stores_canonical_values_and_is_audited(db, client,
                                {"field": "role", "op": "is", "value": "clinic"}]
     assert rule.actions[0] == {"kind": "assign_agent", "value": l2.id}
     assert rule.actions[1]["value"] == "requester" and rule.actions[1]["subject"] == "{ref} を専門担当に回しました"
-    created = _audit(db, "automation_rule.created")
+    created = _audit(db, "automation_rule.created", rule.id)
     assert len(created) == 1 and created[0].actor_id == boss.id and created[0].detail["after"]["name"] == "P1 は L2 へ"
     # The list says it in words; the edit form shows the login again, not the id.
     listing = client.get("/agent/automation").get_data(as_text=True)
@@ -125,7 +128,7 @@ def test_order_on_off_and_delete_are_audited(db, client, login, boss):
     assert [r.name for r in service.active_rules(db.session, "created")] == ["B"]
     assert client.post(f"/agent/automation/{a.id}/delete").status_code == 302
     assert db.session.get(AutomationRule, a.id) is None
-    assert [len(_audit(db, k)) for k in ("automation_rule.moved", "automation_rule.disabled",
+    assert [len(_audit(db, k, a.id, b.id)) for k in ("automation_rule.moved", "automation_rule.disabled",
                                          "automation_rule.deleted")] == [2, 1, 1]
     assert client.get(f"/agent/automation/{a.id}").status_code == 404
     assert client.post("/agent/automation/999999/move", data={"direction": "up"}).status_code == 404

@@ -24,6 +24,9 @@ from flask_login import current_user
 
 from helpdesk import audit
 from helpdesk.audit import Actor
+from helpdesk.extensions import db
+from helpdesk.security import client_ip
+from helpdesk.tickets.models import parse_ref
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +65,6 @@ def _actor() -> Actor | None:
             user = None
     if user is None:
         return None
-    from helpdesk.security import client_ip
-
     return Actor(user.id, user.email, client_ip())
 
 
@@ -82,8 +83,6 @@ def _safe_args(view_args: dict | None) -> dict:
 def _object(kind: str, arg: str | None, args: dict) -> tuple[str, str | None]:
     value = args.get(arg) if arg else None
     if kind == "ticket" and value:
-        from helpdesk.tickets.models import parse_ref
-
         ticket_id = parse_ref(value)
         return "ticket", str(ticket_id) if ticket_id is not None else value
     return kind, value
@@ -125,8 +124,6 @@ def _record(response):
     actor = _actor()
     if actor is None:
         return response
-    from helpdesk.extensions import db
-
     detail = {"endpoint": endpoint, "method": request.method, "status": status, "args": args,
               "result": "denied" if action == "access.denied" else "ok"}
     try:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from helpdesk.common import insert_now
+from helpdesk.text import escape_controls, escape_controls_deep
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,6 @@ def record(session, actor: Actor, action: str, object_type: str, object_id: Any 
     change, a rollback takes it away with the change. Inserted at once without the unit of work (audit
     rows are append-only; the actor is an existing user, so no pending row has to go first)."""
     from helpdesk.accounts.models import AuditLog  # late: accounts imports this module
-    from helpdesk.common import insert_now
-
-    from helpdesk.text import escape_controls, escape_controls_deep
 
     # Labels and free text come from users (a login name, a subject): control characters are stored
     # escaped ("\n" as "\\n") so no value can forge a line or hide text in the trail.

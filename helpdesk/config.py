@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from helpdesk.api.ratelimit import parse_limit
 
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
 
@@ -34,8 +35,6 @@ def _seconds(name: str, default: float) -> float:
 
 def check_limit(name: str, value) -> str:
     """A rate such as "10 per 10 minutes"; refused with a clear message when malformed."""
-    from helpdesk.api.ratelimit import parse_limit
-
     try:
         parse_limit(str(value))
     except (ValueError, TypeError):

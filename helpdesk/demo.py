@@ -11,6 +11,10 @@ from helpdesk.accounts.passwords import hash_password
 from helpdesk.audit import Actor
 from helpdesk.common import utcnow
 from helpdesk.tickets.demo import load_demo_tickets
+from helpdesk.accounts.kana import fill_missing
+from helpdesk.insights import service as insights, trends
+from helpdesk.insights.jobs import refresh_all
+from helpdesk.insights.models import Problem
 
 DEMO_PASSWORD = "Demo-Passw0rd!"
 
@@ -118,8 +122,6 @@ def load_demo(session) -> list[tuple[str, str]]:
     session.add(User(email=email, name=name, organisation_id=by_code[org_code].id, roles="requester",
                      password_hash=password_hash, must_change_password=False, phone=phone, failed_logins=5,
                      locked_at=now - dt.timedelta(minutes=5), locked_until=None))
-    from helpdesk.accounts.kana import fill_missing
-
     fill_missing(session)  # name readings (カナ) for the caller search
     audit.record(session, Actor.system("demo"), "demo.loaded", "database", None,
                  {"organisations": len(ORGS), "users": len(USERS) + len(INVITED) + 1})
@@ -135,11 +137,6 @@ def prepare_insights(session) -> dict:
     the largest recurring group into a candidate problem when there is none yet. A second demo start
     on the same database finds both and does nothing.
     """
-    from helpdesk.insights import service as insights
-    from helpdesk.insights import trends
-    from helpdesk.insights.jobs import refresh_all
-    from helpdesk.insights.models import Problem
-
     done = {"refreshed": False, "problem": None}
     if trends.rollup_state(session) is None or not insights.list_groups(session):
         refresh_all()

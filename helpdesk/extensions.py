@@ -7,6 +7,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+from helpdesk.security import client_ip
 
 # Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
 NAMING = {
@@ -23,8 +24,6 @@ class Base(DeclarativeBase):
 
 
 def _client_ip() -> str:
-    from helpdesk.security import client_ip
-
     return client_ip()
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from flask import current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+from helpdesk.ops.logs import job_meta
 
 logger = logging.getLogger(__name__)
 
@@ -143,8 +144,6 @@ def enqueue_batch(items: list[tuple[Callable | str, tuple, str]],
             enqueue(func, group, queue=queue)
         return True
     from rq import Queue
-
-    from helpdesk.ops.logs import job_meta
 
     try:
         connection = redis_connection()

@@ -53,7 +53,7 @@ _ADMIN_PAGES = ("accounts.admin_", "accounts.activation", "accounts.user", "api_
                 "tickets.custom_field")
 _ACTIVE_WITH = {"accounts.users": ("accounts.user_", "accounts.admin_user"),
                 "accounts.admin_organisations": ("accounts.admin_organisation",),
-                "accounts.admin_import": ("accounts.admin_import",),
+                "accounts.admin_import": ("accounts.admin_import", "accounts.admin_upload_"),
                 "api_admin.tokens": ("api_admin.revoke_token",), "api_admin.webhooks": ("api_admin.webhook",),
                 "notify.": ("notify.",), "notify.failed": ("notify.",), "sla.policies": ("sla.",),
                 "tickets.custom_fields": ("tickets.custom_field",)}

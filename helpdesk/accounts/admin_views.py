@@ -26,6 +26,11 @@ from helpdesk.auth import SUPERVISORS, admin_required, staff_required, superviso
 from helpdesk.common import ORG_KINDS, PREFECTURES, USER_ROLES
 from helpdesk.extensions import db
 from helpdesk.security import client_ip
+from helpdesk.accounts import audit_words
+from helpdesk.common import csv_safe
+from helpdesk.security import _error_page
+from helpdesk.tickets.display import open_tickets_of
+from helpdesk.tickets.models import Ticket
 
 
 def _actor() -> Actor:
@@ -121,10 +126,6 @@ def user_detail(user_id: int):
                                  .order_by(AuditLog.id.desc()).limit(20)).all()
     open_tickets = None
     try:
-        from helpdesk.tickets.models import Ticket
-
-        from helpdesk.tickets.display import open_tickets_of
-
         open_tickets = open_tickets_of(db.session, user.id)  # listed (linked), not only counted
     except Exception:  # tickets not available
         db.session.rollback()
@@ -307,8 +308,6 @@ def admin_audit():
     rows, total = service.audit_page(db.session, flt, page)
     _check_page(page, total)
     prev_url, next_url = _page_urls("accounts.admin_audit", page, total, flt.as_args())
-    from helpdesk.accounts import audit_words
-
     return render_template("accounts/audit.html", rows=rows, total=total, flt=flt, errors=errors, page=page,
                            pages=_pages(total), prev_url=prev_url, next_url=next_url,
                            actions=audit_words.action_choices(service.audit_actions(db.session)),
@@ -354,8 +353,6 @@ def _import_body_limit(endpoint, values):
 @bp.errorhandler(RequestEntityTooLarge)
 def _import_too_large(exc):
     if request.endpoint != "accounts.admin_import":
-        from helpdesk.security import _error_page
-
         return _error_page(413, exc.name, _("送信されたデータが大きすぎます。ファイルのサイズを確認してください。"))
     form = ImportUploadForm(formdata=None)
     form.file.errors = [_too_large_message()]
@@ -394,7 +391,7 @@ def admin_import():
                 db.session.rollback()
                 form.file.errors.append(str(exc))
             else:
-                return redirect(url_for("accounts.admin_import_show", public_id=row.public_id))
+                return redirect(url_for("accounts.admin_upload_show", public_id=row.public_id))
     return _render_upload(form)
 
 
@@ -407,7 +404,7 @@ def _import_row(public_id: str) -> bulk_import.UserImport:
 
 @bp.get("/admin/users/import/<public_id>")
 @admin_required
-def admin_import_show(public_id: str):
+def admin_upload_show(public_id: str):
     row = _import_row(public_id)
     if row.status == "checked":
         return render_template("accounts/import_check.html", row=row, plan=bulk_import.for_display(row.plan),
@@ -429,16 +426,16 @@ def admin_import_confirm(public_id: str):
         row = _import_row(public_id)
         if row.status != "checked":
             flash(str(exc), "error")
-            return redirect(url_for("accounts.admin_import_show", public_id=row.public_id))
+            return redirect(url_for("accounts.admin_upload_show", public_id=row.public_id))
         form.renames_ok.errors = [str(exc)]
         return render_template("accounts/import_check.html", row=row, plan=bulk_import.for_display(row.plan),
                                form=form, details=bulk_import.DETAILS), 422
-    return redirect(url_for("accounts.admin_import_show", public_id=row.public_id))
+    return redirect(url_for("accounts.admin_upload_show", public_id=row.public_id))
 
 
 @bp.get("/admin/users/import/<public_id>/status")
 @admin_required
-def admin_import_status(public_id: str):
+def admin_upload_status(public_id: str):
     row = _import_row(public_id)
     response = jsonify(bulk_import.status_of(row))
     response.headers["Cache-Control"] = "no-store"
@@ -447,11 +444,9 @@ def admin_import_status(public_id: str):
 
 @bp.get("/admin/users/import/<public_id>/refused.csv")
 @admin_required
-def admin_import_refused(public_id: str):
+def admin_upload_refused(public_id: str):
     import csv
     import io
-
-    from helpdesk.common import csv_safe
 
     row = _import_row(public_id)
     source = row.result if row.status in ("done", "failed") and row.result else row.plan

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from helpdesk.common import TOKYO
+from helpdesk.templating import CHANNEL_LABELS, ROLE_LABELS, STATUS_LABELS, USER_ROLE_LABELS
 
 #: every action code written by audit.record (see tests/accounts/test_audit_words.py, which checks the list)
 ACTIONS = {
@@ -221,8 +222,6 @@ def action_choices(extra=()) -> list[tuple[str, str]]:
 
 
 def _vocabulary(key: str) -> dict:
-    from helpdesk.templating import CHANNEL_LABELS, ROLE_LABELS, STATUS_LABELS, USER_ROLE_LABELS
-
     states = {"invited": _l("招待中"), "activated": _l("利用開始"), "disabled": _l("無効"), "locked": _l("ロック中")}
     reasons = {"unknown": _l("登録のないログインID"), "disabled": _l("無効なアカウント"), "locked": _l("ロック中"),
                "denied": _l("拒否"), "ok": _l("成功"),

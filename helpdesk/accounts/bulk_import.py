@@ -25,6 +25,7 @@ from helpdesk.accounts.models import User, UserImport
 from helpdesk.audit import Actor
 from helpdesk.common import utcnow
 from helpdesk.extensions import db
+from helpdesk.jobs import enqueue_after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +120,6 @@ def confirm_import(session, public_id: str, actor: Actor, renames_ok: bool) -> U
                   "updated": counts["updated"], "failed": counts["failed"],
                   "organisation_renames": [[c, *names] for c, names in row.confirmed_renames.items()][:200]},
                  summary=row.filename)
-    from helpdesk.jobs import enqueue_after_commit
-
     enqueue_after_commit(session, run_user_import, row.id)
     session.commit()
     return row

@@ -3,6 +3,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
+from helpdesk.templating import USER_ROLE_LABELS
 
 
 class LoginForm(FlaskForm):
@@ -62,8 +63,6 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 def _role_choices():
-    from helpdesk.templating import USER_ROLE_LABELS
-
     return [(r, USER_ROLE_LABELS[r]) for r in USER_ROLES]
 
 

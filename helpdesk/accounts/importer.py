@@ -30,6 +30,7 @@ from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
 from helpdesk.common import ORG_KINDS, PREFECTURES, USER_ROLES, utcnow
 from helpdesk.templating import ROLE_LABELS
+from helpdesk.common import csv_safe
 
 COLUMNS = ("email", "name", "org_code", "org_name", "org_kind", "prefecture", "roles")
 CHUNK = 5000
@@ -581,8 +582,6 @@ def import_users(session, data: bytes, *, actor: Actor, dry_run: bool = False, i
 def write_passwords(path: str, result: ImportResult) -> None:
     """Write the initial-password letters' data; readable by the owner only."""
     import os
-
-    from helpdesk.common import csv_safe
 
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as fh:

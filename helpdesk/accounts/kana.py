@@ -13,6 +13,7 @@ import re
 import unicodedata
 
 from flask_babel import lazy_gettext as _l
+from helpdesk.accounts.models import Organisation, User
 
 _HIRAGANA = re.compile(r"[\u3041-\u3096]")
 #: Katakana, the prolonged sound mark and the middle dot: what a folded reading may contain.
@@ -90,8 +91,6 @@ def fill_missing(session, batch: int = 1000) -> int:
     Names without a guessable reading stay NULL and are tried again on the next run.
     """
     from sqlalchemy import select, update
-
-    from helpdesk.accounts.models import Organisation, User
 
     filled = 0
     for model in (User, Organisation):

@@ -23,6 +23,8 @@ from helpdesk.accounts.models import User
 from helpdesk.audit import Actor
 from helpdesk.common import STAFF_ROLES, UTCDateTime, utcnow
 from helpdesk.extensions import db
+from helpdesk.accounts.passwords import verify_password
+from helpdesk.accounts.service import find_user_by_email
 
 #: Roles that may use single sign-on: the desk's staff and the product owners (people of the BPO or
 #: the ministry, who have an account at the organisation's identity provider). Requesters may not.
@@ -219,8 +221,6 @@ def _resolve(session, cfg: Settings, claims: dict) -> tuple[User | None, UserIde
         return session.get(User, identity.user_id), identity, None
     if not email:
         return None, None, "no_email"
-    from helpdesk.accounts.service import find_user_by_email
-
     user = find_user_by_email(session, email)
     if user is None:
         return None, None, None  # unknown: created or refused by the caller
@@ -332,9 +332,6 @@ def refuse_password_login(session, cfg: Settings | None, email: str, password: s
     """
     if cfg is None or not cfg.require_for_staff:
         return False
-    from helpdesk.accounts.passwords import verify_password
-    from helpdesk.accounts.service import find_user_by_email
-
     user = find_user_by_email(session, email)
     if user is None or password_login_allowed(cfg, user):
         return False

@@ -13,6 +13,9 @@ from helpdesk.accounts.models import Organisation, User
 from helpdesk.accounts.synthetic import email_for, make_orgs, person_name, staff_roles
 from helpdesk.audit import Actor
 from helpdesk.common import utcnow
+from helpdesk.accounts.passwords import hash_password
+from helpdesk.accounts.synthetic import Org
+from helpdesk.demo import DEMO_PASSWORD
 
 CHUNK = 5000
 
@@ -33,9 +36,6 @@ def seed_accounts(session, orgs: int = 0, users: int = 0, rng: random.Random | N
     so the activation dashboard has something to show. Everyone shares one password hash (the demo
     password), computed once.
     """
-    from helpdesk.demo import DEMO_PASSWORD
-    from helpdesk.accounts.passwords import hash_password
-
     rng = rng or random.Random(1)
     say = progress or (lambda message: None)
     now = utcnow()
@@ -65,8 +65,6 @@ def seed_accounts(session, orgs: int = 0, users: int = 0, rng: random.Random | N
     if users:
         pool = session.execute(select(Organisation.id, Organisation.code, Organisation.kind,
                                       Organisation.prefecture, Organisation.name)).all()
-        from helpdesk.accounts.synthetic import Org
-
         pool = [(row.id, Org(row.code, row.name, row.kind, row.prefecture or "")) for row in pool]
         password_hash = hash_password(DEMO_PASSWORD)
         offset = session.scalar(select(func.coalesce(func.max(User.id), 0))) or 0

@@ -16,6 +16,11 @@ from helpdesk.audit import Actor
 from helpdesk.common import utcnow
 from helpdesk.i18n import lazy_join
 from helpdesk.routing import absolute
+from helpdesk.accounts.audit_words import ACTIONS, CSV_HEADER, action_label, detail_lines, object_label
+from helpdesk.accounts.models import AuditLog
+from helpdesk.common import TOKYO, to_tokyo
+from helpdesk.notify.service import queue_email
+from helpdesk.text import clean_input
 
 #: One message for every failed login, whether or not the account exists or is locked.
 LOGIN_FAILED = "ログインIDまたはパスワードが正しくないか、アカウントがロックされています。"
@@ -181,8 +186,6 @@ def request_password_reset(session, email: str, actor: Actor) -> bool:
 
     The link is built from BASE_URL only: never from the request's Host header (host poisoning).
     """
-    from helpdesk.notify.service import queue_email
-
     user = find_user_by_email(session, email)
     if user is None or not user.is_active:
         return False
@@ -413,8 +416,6 @@ def outreach_csv(session, flt: OutreachFilter, actor: Actor) -> str:
 
     The export itself is audited (personal data leaves the system).
     """
-    from helpdesk.common import to_tokyo
-
     rows = _with_contacts(session, session.execute(
         _outreach_query(flt).order_by(Organisation.prefecture, Organisation.code)).all())
     buffer = _io.StringIO()
@@ -521,8 +522,6 @@ def update_user(session, user_id: int, actor: Actor, *, name: str | None = None,
 def normalize_name(name: str) -> str:
     import unicodedata
 
-    from helpdesk.text import clean_input
-
     return " ".join(unicodedata.normalize("NFKC", clean_input(name or "", 200)).split())
 
 
@@ -618,9 +617,6 @@ class AuditFilter:
 
 def audit_page(session, flt: AuditFilter, page: int = 1, per_page: int | None = PAGE_SIZE):
     """Audit rows, newest first, filtered; dates are Tokyo calendar days."""
-    from helpdesk.accounts.models import AuditLog
-    from helpdesk.common import TOKYO
-
     query = select(AuditLog)
     if flt.actor:  # part of the login or of the person's name
         like = _like(flt.actor.lower())
@@ -629,8 +625,6 @@ def audit_page(session, flt: AuditFilter, page: int = 1, per_page: int | None = 
         query = query.where(or_(func.lower(AuditLog.actor_label).like(like, escape="\\"),
                                 AuditLog.actor_id.in_(named)))
     if flt.action:
-        from helpdesk.accounts.audit_words import ACTIONS
-
         if flt.action in ACTIONS:  # chosen from the list: exactly this action (user.password_reset ≠ …_requested)
             query = query.where(AuditLog.action == flt.action)
         else:
@@ -662,16 +656,11 @@ def audit_actor_names(session, rows) -> dict[int, str]:
 
 
 def audit_object_types(session) -> list[str]:
-    from helpdesk.accounts.models import AuditLog
-
     return list(session.scalars(select(AuditLog.object_type).distinct().order_by(AuditLog.object_type).limit(100)))
 
 
 def audit_csv(session, flt: AuditFilter, actor: Actor) -> str:
     """The filtered audit log as CSV (UTF-8 with BOM), in words, every cell through csv_safe(); audited."""
-    from helpdesk.accounts.audit_words import CSV_HEADER, action_label, detail_lines, object_label
-    from helpdesk.common import to_tokyo
-
     rows, _total = audit_page(session, flt, per_page=None)
     names = audit_actor_names(session, rows)
     buffer = _io.StringIO()
@@ -690,6 +679,4 @@ def audit_csv(session, flt: AuditFilter, actor: Actor) -> str:
 
 
 def audit_actions(session) -> list[str]:
-    from helpdesk.accounts.models import AuditLog
-
     return list(session.scalars(select(AuditLog.action).distinct().order_by(AuditLog.action).limit(300)))

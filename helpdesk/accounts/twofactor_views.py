@@ -19,6 +19,8 @@ from helpdesk.audit import Actor
 from helpdesk.auth import admin_required, login_required, public
 from helpdesk.extensions import db, limiter
 from helpdesk.security import client_ip, safe_next
+from helpdesk import audit
+from helpdesk.templating import USER_ROLE_LABELS
 
 PENDING = "tf_pending"   # {"uid", "v", "at", "next", "tries"} between the password and the code
 VERIFIED = "tf_ok"       # this session passed (or enrolled) two-factor sign-in
@@ -108,14 +110,10 @@ def twofactor_challenge():
     form = CodeForm()
     if form.validate_on_submit():
         if twofactor.verify(db.session, user.id, form.code.data, audit_actor=_actor(user)):
-            from helpdesk import audit
-
             audit.record(db.session, _actor(user), "login.twofactor", "user", user.id, {})
             db.session.commit()
             return _finish_login(user, pending.get("next"))
         db.session.rollback()
-        from helpdesk import audit
-
         pending["tries"] = pending.get("tries", 0) + 1
         audit.record(db.session, _actor(user), "login.twofactor_failed", "user", user.id,
                      {"tries": pending["tries"]})
@@ -205,8 +203,6 @@ def twofactor_recovery_codes():
 @bp.route("/admin/security/2fa", methods=["GET", "POST"])
 @admin_required
 def twofactor_policy():
-    from helpdesk.templating import USER_ROLE_LABELS
-
     form = PolicyForm()
     form.roles.choices = [(r, str(USER_ROLE_LABELS.get(r, r))) for r in twofactor.ENFORCEABLE_ROLES]
     if request.method == "POST":

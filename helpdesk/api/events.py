@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from helpdesk.api.service import queue_event
+from helpdesk.insights.models import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +72,6 @@ def _problem_before_commit(session) -> None:
     if not pending:
         return
     import uuid
-
-    from helpdesk.insights.models import Problem
 
     for problem_id, (event_name, change) in pending.items():
         problem = session.get(Problem, problem_id)

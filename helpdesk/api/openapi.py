@@ -13,6 +13,8 @@ from pydantic.json_schema import models_json_schema
 from helpdesk.api import insights_views, views  # noqa: F401  (their @operation calls fill OPERATIONS)
 from helpdesk.api import schemas as S
 from helpdesk.api.framework import OPERATIONS, Operation
+from helpdesk.extensions import db
+from helpdesk.tickets import custom_fields
 
 REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {
@@ -106,11 +108,8 @@ def forget_cached() -> None:
 def _custom_fields_signature() -> tuple:
     from flask import has_app_context
 
-    from helpdesk.extensions import db
     if not has_app_context():  # built at import time (tools): the generic shape, no definitions
         return ("generic",)
-    from helpdesk.tickets import custom_fields
-
     return tuple(tuple(row) for row in custom_fields.signature(db.session))
 
 
@@ -121,9 +120,6 @@ def _with_custom_fields(schemas: dict) -> dict:
     this component documents each defined key with its type, choices and labels, and the service checks
     the values against it (400 with a message per `custom_fields.<key>`).
     """
-    from helpdesk.extensions import db
-    from helpdesk.tickets import custom_fields
-
     from flask import has_app_context
 
     schemas["CustomFields"] = (custom_fields.openapi_schema(db.session) if has_app_context()

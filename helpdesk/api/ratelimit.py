@@ -21,6 +21,8 @@ import threading
 import time
 
 from flask import current_app, g
+from helpdesk.api import DEFAULT_RATE_LIMIT
+from helpdesk.api.framework import problem, rate_limit_key
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +73,6 @@ def check():
     """before_request of the API blueprint: count the request, refuse it over the limit."""
     if not current_app.config.get("RATELIMIT_ENABLED", True):
         return None
-    from helpdesk.api import DEFAULT_RATE_LIMIT
-    from helpdesk.api.framework import problem, rate_limit_key
-
     amount, window = parse_limit(current_app.config.get("API_RATE_LIMIT") or DEFAULT_RATE_LIMIT)
     now = time.time()
     slot = int(now // window)

@@ -23,6 +23,8 @@ from helpdesk.audit import Actor
 from helpdesk.common import TOKYO, utcnow
 from helpdesk.lookup_cache import LookupCache, attach, column_values, link_loaded, ttl_seconds
 from helpdesk.text import clean_input
+from helpdesk.notify.models import Outbox
+from helpdesk.notify.service import queue_webhook
 
 TOKEN_PREFIX = "hd_"
 #: last_used_at is written at most once per this interval (avoids a write on every request).
@@ -286,8 +288,6 @@ def subscriptions_for(session, event: str) -> list[ActiveSubscription]:
 def deliveries(session, sub: WebhookSubscription, limit: int = 50):
     from sqlalchemy.orm import selectinload
 
-    from helpdesk.notify.models import Outbox
-
     return list(session.scalars(
         select(Outbox).where(Outbox.object_ref == f"subscription:{sub.id}")
         .options(selectinload(Outbox.attempt_log)).order_by(Outbox.id.desc()).limit(limit)))
@@ -300,8 +300,6 @@ def queue_event(session, event: str, data: dict, *, key: str, ticket_id: int | N
     `key` identifies the occurrence (e.g. the TicketEvent id) so a repeat queues nothing.
     Returns how many deliveries were queued.
     """
-    from helpdesk.notify.service import queue_webhook
-
     count = 0
     occurred = (now or utcnow()).astimezone(TOKYO).isoformat(timespec="seconds")
     for sub in subscriptions_for(session, event):

@@ -20,6 +20,9 @@ from helpdesk.tickets import service as tickets
 from helpdesk.tickets import custom_fields as cf
 from helpdesk.tickets import timelog
 from helpdesk.tickets.models import Ticket, TicketArticle, parse_ref
+from helpdesk.api.help import file_help_request
+from helpdesk.manuals.service import get_kb
+from helpdesk.tickets import creation_limit
 
 TICKETS, ORGS, USERS, ARTICLES, HELP = "tickets", "organisations", "users", "articles", "help"
 _ERR_READ = (400, 401, 403, 429)
@@ -137,8 +140,6 @@ def _ticket_or_404(ref: str) -> Ticket:
 
 def _creation_limit(user: User, act) -> None:
     """Per-account ticket creation limit (tickets/creation_limit.py): 429 with Retry-After, nothing written."""
-    from helpdesk.tickets import creation_limit
-
     refusal = creation_limit.enforce(db.session, creation_limit.bucket_for(user), str(user.id), act, "api")
     if refusal is not None:
         raise ApiError(429, "too-many-tickets", refusal.detail(), headers={"Retry-After": str(refusal.retry_after)})
@@ -456,8 +457,6 @@ def get_user(user_id: int):
 # --- manual articles ---------------------------------------------------------------------------
 
 def _kb():
-    from helpdesk.manuals.service import get_kb
-
     return get_kb(current_app.config["MANUALS_DIR"])
 
 
@@ -553,8 +552,6 @@ def create_help_request(payload: S.HelpRequestCreate):
     """VDS sends the user's context (login id, organisation, screen, error code, browser, message); the desk
     files a ticket (channel `api`) for that user — or for the organisation when the login id is unknown —
     and answers with its reference and the best manual articles for the user's role."""
-    from helpdesk.api.help import file_help_request
-
     _creation_limit(current_user_(), actor())
     result = file_help_request(db.session, current_user_(), payload, actor(), kb=_kb(), ticket_url=_ticket_url,
                                article_url=_article_url)

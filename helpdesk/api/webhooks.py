@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask_babel import lazy_gettext as _l
+from helpdesk.api.models import WebhookSubscription
 
 
 logger = logging.getLogger(__name__)
@@ -139,8 +140,6 @@ def post_json(target: Target, body: bytes, headers: dict[str, str], timeout: flo
 
 def resolve_secret(session, secret_ref: str | None) -> str | None:
     """The signing secret named by an outbox row's headers["secret_ref"] ("webhook_subscription:<id>")."""
-    from helpdesk.api.models import WebhookSubscription
-
     if not secret_ref:
         return None
     kind, _, ident = secret_ref.partition(":")

@@ -34,6 +34,10 @@ from helpdesk.automation.models import TRIGGERS, AutomationRule, AutomationRun
 from helpdesk.common import ORG_KINDS, TOKYO, utcnow
 from helpdesk.text import clean_input, normalize, one_line
 from helpdesk.tickets.models import CHANNELS, PRIORITIES, STATUSES, TIERS, Category, Comment, Ticket
+from helpdesk.api.events import ticket_data
+from helpdesk.api.models import WebhookSubscription
+from helpdesk.notify import service as notify
+from helpdesk.tickets import effects, repository, service as tickets
 
 logger = logging.getLogger(__name__)
 
@@ -236,8 +240,6 @@ def apply_rule(session, rule: AutomationRule, ticket: Ticket, key: str) -> list[
 
 def _act(session, rule: AutomationRule, ticket: Ticket, action: dict, actor: Actor, run_id: int,
          index: int) -> Outcome:
-    from helpdesk.tickets import service as tickets
-
     kind, value = action.get("kind"), action.get("value")
     try:
         if kind == "set_priority":
@@ -290,9 +292,6 @@ def _act(session, rule: AutomationRule, ticket: Ticket, action: dict, actor: Act
 def _add_note(session, ticket: Ticket, body: str, actor: Actor) -> Comment:
     """An internal note by the rule: the same rows and effects as a staff note (`tickets.add_comment`
     refuses notes without a staff author, and a rule has none)."""
-    from helpdesk.tickets import effects, repository
-    from helpdesk.tickets import service as tickets
-
     body = clean_input(body, 20_000) or actor.label
     comment = Comment(ticket_id=ticket.id, author_id=None, body=body, is_public=False, via="automation")
     session.add(comment)
@@ -325,8 +324,6 @@ def fill(text: str, ticket: Ticket) -> str:
 
 
 def _send_mail(session, rule: AutomationRule, ticket: Ticket, action: dict, run_id: int, index: int) -> Outcome:
-    from helpdesk.notify import service as notify
-
     recipient = ticket.requester if action.get("value") == "requester" else ticket.assignee
     if not notify.enabled():
         return Outcome("send_mail", False, "メール通知は停止中")
@@ -352,10 +349,6 @@ def _send_mail(session, rule: AutomationRule, ticket: Ticket, action: dict, run_
 
 def _fire_webhook(session, rule: AutomationRule, ticket: Ticket, subscription_id: int, run_id: int,
                   index: int) -> Outcome:
-    from helpdesk.api.events import ticket_data
-    from helpdesk.api.models import WebhookSubscription
-    from helpdesk.notify import service as notify
-
     sub = session.get(WebhookSubscription, subscription_id)
     if sub is None or not sub.active:
         return Outcome("webhook", False, "Webhook が無効か削除されています")
@@ -489,8 +482,6 @@ def validate(session, *, name: str, trigger: str, interval_minutes: int | None, 
     Condition rows are {"field", "op", "value"}; action rows {"kind", "value", "subject", "text"}; the
     row number `i` in error keys is the row's index in the lists given (blank rows are the caller's to drop).
     """
-    from helpdesk.api.models import WebhookSubscription
-
     errors: dict[str, str] = {}
     name = one_line(name, 100)
     if not name:

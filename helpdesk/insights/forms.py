@@ -7,6 +7,7 @@ from wtforms import DateField, HiddenField, SelectField, StringField, TextAreaFi
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from helpdesk.insights.models import PROBLEM_STATUSES
+from helpdesk.tickets.models import parse_ref
 
 
 class PromoteForm(FlaskForm):
@@ -27,8 +28,6 @@ class NewProblemForm(FlaskForm):
                             validators=[Optional(), Length(max=5000)])
 
     def validate_tickets(self, field):
-        from helpdesk.tickets.models import parse_ref
-
         bad = [t for t in _split_refs(field.data) if parse_ref(t) is None]
         if bad:
             raise ValidationError(_l("チケット番号の形ではありません: %(refs)s", refs=", ".join(bad[:5])))
@@ -57,8 +56,6 @@ class LinkForm(FlaskForm):
                                                      Length(max=20)])
 
     def validate_ticket(self, field):
-        from helpdesk.tickets.models import parse_ref
-
         if parse_ref(field.data or "") is None:
             raise ValidationError(_l("「HD-000123」の形で入力してください。"))
 

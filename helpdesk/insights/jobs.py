@@ -5,6 +5,8 @@ import logging
 
 from helpdesk.extensions import db
 from helpdesk.notify import jobs as notify_jobs
+from helpdesk.insights import service, trends
+from helpdesk.insights.models import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -12,8 +14,6 @@ logger = logging.getLogger(__name__)
 def assign_new_tickets(ticket_ids: list[int]) -> int:
     """Place new tickets in their recurring groups (and link them to the group's problem); handed over in
     batches by jobs.batch_after_commit. Returns how many found a group."""
-    from helpdesk.insights import service
-
     placed = 0
     for ticket_id in ticket_ids:
         placed += service.assign_ticket(db.session, ticket_id) is not None
@@ -23,9 +23,6 @@ def assign_new_tickets(ticket_ids: list[int]) -> int:
 def refresh_all() -> dict:
     """The nightly full run: regroup all tickets, rebuild the trend rollup, flag reappearances, retry deliveries."""
     from sqlalchemy import select
-
-    from helpdesk.insights import service, trends
-    from helpdesk.insights.models import Problem
 
     groups = service.refresh_groups(db.session)
     rollup = trends.refresh_rollups(db.session)
@@ -37,8 +34,6 @@ def refresh_all() -> dict:
 
 
 def refresh_rollups() -> dict:
-    from helpdesk.insights import trends
-
     return trends.refresh_rollups(db.session)
 
 

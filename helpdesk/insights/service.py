@@ -20,6 +20,11 @@ from helpdesk.common import TOKYO, utcnow
 from helpdesk.insights.models import (PROBLEM_TRANSITIONS, SYSTEM_ONLY_STATUSES, PreparedText, Problem, ProblemTicket, RecurringGroup,
                                       RecurringMember, RecurringRun)
 from helpdesk.insights.pii import scrub
+from helpdesk.accounts.models import Organisation, User
+from helpdesk.extensions import db
+from helpdesk.insights import clustering, trends
+from helpdesk.text import clean_input
+from helpdesk.tickets.models import Ticket, format_ref
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +32,6 @@ logger = logging.getLogger(__name__)
 def _clustering():
     """The clustering module, imported on first use: it loads scikit-learn/SciPy (~1 s), which the web
     pages and CLI commands that never cluster must not pay for at start-up (issue 12: CLI start-up)."""
-    from helpdesk.insights import clustering
-
     return clustering
 
 #: A new run's group takes over an old group's id (and its problem) when they share this much.
@@ -64,8 +67,6 @@ def week_start(moment: dt.datetime | dt.date) -> dt.date:
 
 
 def _ticket_models():
-    from helpdesk.tickets.models import Ticket
-
     return Ticket
 
 
@@ -86,8 +87,6 @@ def _ticket_rows(session, since: dt.date | None = None, until: dt.date | None = 
 
 def compute_recurring(session, since: dt.date | None = None, until: dt.date | None = None) -> list[dict]:
     """Cluster the tickets in the window afresh; the contract's JSON rows, largest group first."""
-    from helpdesk.tickets.models import format_ref
-
     rows = _ticket_rows(session, since, until)
     groups = _clustering().cluster_texts([(r.id, f"{r.subject}\n{r.body}") for r in rows])
     by_id = {r.id: r for r in rows}
@@ -337,8 +336,6 @@ def group_problem_ids(session) -> dict[int, int]:
 
 # -- problems --------------------------------------------------------------------------------
 def _clean(text: str | None, limit: int) -> str:
-    from helpdesk.text import clean_input
-
     return clean_input(text, limit)
 
 
@@ -509,9 +506,6 @@ def linkable_problems(session) -> list[Problem]:
 # -- evidence pack ---------------------------------------------------------------------------
 def evidence(session, problem_id: int) -> dict:
     """Counts by week and role, top organisations (codes only), 3–5 scrubbed examples."""
-    from helpdesk.accounts.models import Organisation, User
-    from helpdesk.tickets.models import Ticket
-
     problem = get_problem(session, problem_id)
     rows = session.execute(
         select(Ticket.id, Ticket.subject, Ticket.body, Ticket.created_at, Ticket.role, Organisation.code,
@@ -592,8 +586,6 @@ def evidence_markdown(pack: dict) -> str:
 # -- fix impact ------------------------------------------------------------------------------
 def impact(session, problem_id: int, *, today: dt.date | None = None, weeks: int = IMPACT_WEEKS) -> dict | None:
     """Weekly matching tickets before vs after the fix date, the verified suggestion, reappearance."""
-    from helpdesk.tickets.models import Ticket
-
     problem = get_problem(session, problem_id)
     if problem.fixed_on is None:
         return None
@@ -644,9 +636,6 @@ def check_reappearance(session, problem_id: int) -> bool:
 # -- jobs entry points ------------------------------------------------------------------------
 def on_tickets_imported() -> None:
     """Hook called after `helpdesk import-tickets`: regroup everything and rebuild the rollups."""
-    from helpdesk.extensions import db
-    from helpdesk.insights import trends
-
     refresh_groups(db.session)
     trends.refresh_rollups(db.session)
 

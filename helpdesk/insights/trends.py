@@ -15,6 +15,8 @@ from helpdesk.common import TOKYO, utcnow
 from helpdesk.insights import spikes
 from helpdesk.insights.models import RollupState, TrendRollup
 from helpdesk.sla import service as sla_service
+from helpdesk.accounts.models import Organisation
+from helpdesk.tickets.models import Category, Ticket
 
 DIMENSIONS = ("category", "role", "prefecture", "channel", "org")
 CLI_DIMENSIONS = ("category", "role", "org")
@@ -34,9 +36,6 @@ def _as_date(value) -> dt.date:
 
 
 def _dimension_column(dimension: str):
-    from helpdesk.accounts.models import Organisation
-    from helpdesk.tickets.models import Category, Ticket
-
     return {
         "all": literal(""),
         "category": func.coalesce(Category.code, "none"),
@@ -48,17 +47,12 @@ def _dimension_column(dimension: str):
 
 
 def _joined(query):
-    from helpdesk.accounts.models import Organisation
-    from helpdesk.tickets.models import Category, Ticket
-
     return (query.select_from(Ticket).outerjoin(Category, Category.id == Ticket.category_id)
             .outerjoin(Organisation, Organisation.id == Ticket.organisation_id))
 
 
 def refresh_rollups(session) -> dict:
     """Rebuild the daily rollup from the tickets; commits. Returns row and ticket counts."""
-    from helpdesk.tickets.models import Ticket
-
     newest_change = session.scalar(select(func.max(Ticket.updated_at)))
     total = session.scalar(select(func.count(Ticket.id))) or 0
     created_day = _tokyo_day(session, Ticket.created_at)
@@ -97,8 +91,6 @@ def rollup_state(session) -> RollupState | None:
 
 def ensure_rollups(session) -> bool:
     """Refresh the rollup when tickets changed since the last refresh; True if it was rebuilt."""
-    from helpdesk.tickets.models import Ticket
-
     state = rollup_state(session)
     newest = session.scalar(select(func.max(Ticket.updated_at)))
     total = session.scalar(select(func.count(Ticket.id))) or 0

@@ -21,6 +21,9 @@ from helpdesk.insights import jobs as insights_jobs
 from helpdesk.insights.forms import (EmptyForm, LinkForm, NewProblemForm, ProblemForm, PromoteForm, SendForm,
                                      TransitionForm, _split_refs)
 from helpdesk.security import client_ip, redirect_back, safe_next
+from helpdesk.accounts.models import Organisation
+from helpdesk.insights.models import RecurringGroup
+from helpdesk.tickets.models import parse_ref
 
 STATUS_LABELS = {"candidate": "候補", "accepted": "受理済み", "sent": "開発へ送付済み", "fixed": "修正済み",
                  "verified": "効果確認済み"}
@@ -78,8 +81,6 @@ def _labels_for(dimension: str, key: str) -> str:
 
 def _org_names(codes) -> dict[str, str]:
     """Organisation names by code, for showing names with the code in small print."""
-    from helpdesk.accounts.models import Organisation
-
     codes = [c for c in codes if c and c != "none"]
     if not codes:
         return {}
@@ -213,8 +214,6 @@ def _sparkline(group):
 @bp.get("/insights/recurring/<int:group_id>")
 @insights_required
 def group(group_id: int):
-    from helpdesk.insights.models import RecurringGroup
-
     row = db.session.get(RecurringGroup, group_id)
     if row is None:
         abort(404)
@@ -432,8 +431,6 @@ def _known_problems():
 @link_required
 def link(problem_id: int):
     """Agents link a ticket to a known problem (from the problem page or the ticket page)."""
-    from helpdesk.tickets.models import parse_ref
-
     problem = _load(problem_id)
     form = LinkForm()
     back = safe_next(request.form.get("next")) or url_for("insights.problem", problem_id=problem.id)

@@ -25,6 +25,11 @@ from helpdesk.insights.pii import scrub
 from helpdesk.manuals.models import ArticleView, Deflection, KbSearch, ManualArticle, ManualArticleVersion, ManualDraft
 from knowledge_base.content import CATEGORIES, SLUG_RE, parse_article
 from knowledge_base.text import normalize, strip_noise, tokens_ngram
+from helpdesk.accounts.models import User
+from helpdesk.insights.models import Problem, RecurringGroup, RecurringMember
+from helpdesk.manuals.service import DEFLECTION_WINDOW, sync_manuals
+from helpdesk.tickets import service as tickets
+from helpdesk.tickets.models import Category, Comment, Ticket, TicketArticle
 
 ORG_ROLES = ("municipality", "clinic", "wholesaler")
 #: A search whose best article holds less than this share of the typed terms (Hit.coverage) had no good answer.
@@ -114,8 +119,6 @@ def decay(age: dt.timedelta) -> float:
 
 def feedback_points(session, now: dt.datetime | None = None, horizon_days: int = 180) -> dict[str, float]:
     """Per slug: decayed points from "resolved by" links, ticket links and suggestion clicks."""
-    from helpdesk.tickets.models import TicketArticle
-
     now = now or utcnow()
     since = now - dt.timedelta(days=horizon_days)
     points: dict[str, float] = defaultdict(float)
@@ -174,8 +177,6 @@ _LABEL_RUN_RE = re.compile(r"[\u30a0-\u30ff\u4e00-\u9fffー]{2,}|[a-z][a-z0-9-]{
 
 def gap_rows(session, *, since: dt.datetime, until: dt.datetime | None = None) -> list[tuple[KbSearch, list[str]]]:
     """Searches and typing sessions without a good answer, each with its reasons (low / no_click / ticket)."""
-    from helpdesk.tickets.models import Ticket
-
     until = until or utcnow()
     rows = list(session.scalars(select(KbSearch).where(KbSearch.at >= since, KbSearch.at < until).where(
         or_(KbSearch.top_score < GAP_COVERAGE, KbSearch.clicked_slug.is_(None), KbSearch.ticket_at.is_not(None)))
@@ -235,9 +236,6 @@ def content_gaps(session, *, since: dt.datetime, until: dt.datetime | None = Non
 def uncovered_groups(session, min_share: float = 0.2):
     """Active recurring groups without a manual: under `min_share` of their tickets carry a linked article
     and no article was published from the group. Returns [(group, linked share, problem id)]."""
-    from helpdesk.insights.models import Problem, RecurringGroup, RecurringMember
-    from helpdesk.tickets.models import TicketArticle
-
     linked = (select(RecurringMember.group_id, func.count(func.distinct(TicketArticle.ticket_id)))
               .join(TicketArticle, TicketArticle.ticket_id == RecurringMember.ticket_id)
               .group_by(RecurringMember.group_id))
@@ -266,9 +264,6 @@ def _sentences(text: str) -> list[str]:
 
 
 def _tickets_for(session, *, group_id: int | None, ticket_refs: list[str] | None):
-    from helpdesk.insights.models import RecurringGroup, RecurringMember
-    from helpdesk.tickets.models import Ticket
-
     if group_id is not None:
         group = session.get(RecurringGroup, group_id)
         if group is None:
@@ -294,10 +289,6 @@ def _tickets_for(session, *, group_id: int | None, ticket_refs: list[str] | None
 
 def build_draft(session, *, group_id: int | None = None, ticket_refs: list[str] | None = None) -> dict:
     """Markdown draft (ja) from a recurring group or a set of tickets: the fields of a ManualDraft."""
-    from helpdesk.accounts.models import User
-    from helpdesk.insights.models import Problem
-    from helpdesk.tickets.models import Category, Comment
-
     group, tickets = _tickets_for(session, group_id=group_id, ticket_refs=ticket_refs)
     resolved = [t for t in tickets if t.status in ("resolved", "closed")] or tickets
     ids = [t.id for t in resolved]
@@ -451,9 +442,6 @@ def publish_draft(session, draft_id: int, actor: Actor, manuals_dir: str | Path,
                   expected_version: int | None = None) -> ManualDraft:
     """Write `<role>/<slug>.ja.md` and `.en.md` under the manuals directory (a new version when the slug
     exists), sync them into the database, link the draft's tickets to the article and audit it."""
-    from helpdesk.manuals.service import sync_manuals
-    from helpdesk.tickets import service as tickets
-
     draft = get_draft(session, draft_id)
     if draft.status != "draft":
         raise LoopError(_l("この下書きは既に公開または破棄されています。"))
@@ -563,10 +551,6 @@ class ArticleEffect:
 def article_effects(session, kb, *, now: dt.datetime | None = None, locale: str = "ja") -> list[ArticleEffect]:
     """Per published article (its latest version): tickets of its topic in the EFFECT_WINDOW_DAYS before
     and after publication (after = up to now, shown per week) and deflections since publication."""
-    from helpdesk.insights.models import RecurringMember
-    from helpdesk.manuals.service import DEFLECTION_WINDOW
-    from helpdesk.tickets.models import Category, Ticket
-
     now = now or utcnow()
     window = dt.timedelta(days=EFFECT_WINDOW_DAYS)
     latest = (select(ManualArticle.slug, ManualArticle.version, ManualArticle.category, ManualArticleVersion.created_at)

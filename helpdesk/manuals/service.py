@@ -25,6 +25,8 @@ from helpdesk.common import utcnow
 from helpdesk.manuals.models import ArticleFeedback, ArticleView, Deflection, ManualArticle, ManualArticleVersion
 from helpdesk.text import clean_input
 from knowledge_base import ContentError, KnowledgeBase, load_directory
+from helpdesk.tickets import service as tickets
+from helpdesk.tickets.models import Category, Ticket, TicketArticle
 
 logger = logging.getLogger(__name__)
 
@@ -324,8 +326,6 @@ def deflection_counts(session, now: dt.datetime | None = None) -> dict[str, int]
 def link_to_ticket(session, *, ticket_ref: str, slug: str, user, actor: Actor, kb: KnowledgeBase,
                    resolved_by: bool = False):
     """Link a known article to a ticket the user may see (writes a ticket event)."""
-    from helpdesk.tickets import service as tickets
-
     slug = (slug or "").strip()
     if kb.get(slug) is None:
         raise ManualsError(_l("その記事は見つかりません。"))
@@ -379,8 +379,6 @@ class CategoryStats:
 
 def analytics(session, kb: KnowledgeBase, *, since: dt.datetime | None = None, locale: str = "ja",
               now: dt.datetime | None = None) -> tuple[list[ArticleStats], list[CategoryStats]]:
-    from helpdesk.tickets.models import Category, Ticket, TicketArticle
-
     stats: dict[str, ArticleStats] = {}
     for a in kb.articles:
         if a.slug not in stats or a.lang == locale:

@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 
 from helpdesk import audit
 from helpdesk.audit import Actor
+from helpdesk.extensions import db
+from helpdesk.notify.inbound import parse_message
+from helpdesk.notify.mailin import ingest_raw_mail, max_mail_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -403,8 +406,6 @@ class MailboxPoller:
         # Without UIDPLUS a plain EXPUNGE could remove other clients' deleted messages: leave it flagged.
 
     def _process(self, conn: imaplib.IMAP4, session, message: _Message, report: PollReport) -> None:
-        from helpdesk.notify.mailin import ingest_raw_mail, max_mail_bytes
-
         key = (self.uidvalidity, message.uid)
         limit = self.max_bytes or max_mail_bytes()
         attempts = message.attempts if self.keywords else self._attempts.get(key, 0)
@@ -477,8 +478,6 @@ class MailboxPoller:
     def _fail(self, conn: imaplib.IMAP4, session, message: _Message, raw: bytes | None, reason: str,
               report: PollReport) -> None:
         """Set a message aside: audited, logged, flagged (and moved); it stays in the mailbox."""
-        from helpdesk.notify.inbound import parse_message
-
         detail = {"folder": self.settings.folder, "uid": message.uid, "reason": reason}
         if raw is not None:
             try:
@@ -584,8 +583,6 @@ def run(app, settings: ImapSettings, *, once: bool = False, stop: threading.Even
     Each round runs in its own app context and releases its database session afterwards; IMAP and
     database outages are logged and retried with backoff (doubling from the interval up to 10 min).
     """
-    from helpdesk.extensions import db
-
     stop = stop or threading.Event()
     poller = MailboxPoller(settings)
     failed_rounds, backoff = 0, 0.0

@@ -16,6 +16,12 @@ from sqlalchemy import select
 from helpdesk import audit
 from helpdesk.audit import Actor
 from helpdesk.notify.inbound import DEFAULT_MAX_BYTES, InboundMail, MailTooLarge, parse_message
+from helpdesk.accounts.service import create_user, find_user_by_email
+from helpdesk.extensions import db
+from helpdesk.notify.service import ticket_id_from_message_ids
+from helpdesk.tickets import service as tickets
+from helpdesk.tickets.attachments import AttachmentError, check_file, store
+from helpdesk.tickets.models import Comment, Ticket, parse_ref
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +61,6 @@ def _external_id(mail: InboundMail) -> str | None:
 
 
 def _find_or_create_sender(session, mail: InboundMail):
-    from helpdesk.accounts.service import create_user, find_user_by_email
-
     user = find_user_by_email(session, mail.from_addr)
     if user is not None:
         return user, False
@@ -72,9 +76,6 @@ def _find_or_create_sender(session, mail: InboundMail):
 
 def _thread_target(session, mail: InboundMail):
     """The ticket this mail answers: [HD-…] in the subject, our Message-IDs, or a stored comment id."""
-    from helpdesk.notify.service import ticket_id_from_message_ids
-    from helpdesk.tickets.models import Comment, Ticket, parse_ref
-
     ticket_id = parse_ref(mail.ticket_ref) if mail.ticket_ref else None
     if ticket_id is None:
         ticket_id = ticket_id_from_message_ids(mail.thread_ids)
@@ -92,9 +93,6 @@ def _thread_target(session, mail: InboundMail):
 
 def _would_create(session, mail: InboundMail) -> bool:
     """Whether this mail would open a new ticket (not a reply the sender may add to an open ticket)."""
-    from helpdesk.accounts.service import find_user_by_email
-    from helpdesk.tickets import service as tickets
-
     target = _thread_target(session, mail)
     if target is None or target.status == "closed":
         return True
@@ -103,8 +101,6 @@ def _would_create(session, mail: InboundMail) -> bool:
 
 
 def _check_files(mail: InboundMail):
-    from helpdesk.tickets.attachments import AttachmentError, check_file
-
     accepted, refused = [], []
     for att in mail.attachments:
         try:
@@ -116,10 +112,6 @@ def _check_files(mail: InboundMail):
 
 def ingest_raw_mail(session, raw: bytes, *, max_bytes: int | None = None) -> IngestResult:
     """Turn one raw mail into a ticket or a reply; commits. Never raises for a bad mail."""
-    from helpdesk.tickets import service as tickets
-    from helpdesk.tickets.attachments import store
-    from helpdesk.tickets.models import Comment, Ticket
-
     try:
         mail = parse_message(raw, max_bytes=max_bytes or max_mail_bytes())
     except MailTooLarge as exc:
@@ -193,8 +185,6 @@ class MailInHandler:
         self.app = app
 
     def _ingest(self, raw: bytes) -> IngestResult:
-        from helpdesk.extensions import db
-
         with self.app.app_context():
             try:
                 return ingest_raw_mail(db.session, raw)

@@ -28,6 +28,11 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from helpdesk.auth import public
+from helpdesk import signals
+from helpdesk.accounts.models import AuditLog
+from helpdesk.extensions import csrf, db
+from helpdesk.notify.models import Outbox
+from helpdesk.tickets.models import Ticket
 
 bp = Blueprint("ops_metrics", __name__)
 
@@ -94,11 +99,6 @@ class DeskCollector:
             yield family
 
     def _read(self) -> list:
-        from helpdesk.accounts.models import AuditLog
-        from helpdesk.extensions import db
-        from helpdesk.notify.models import Outbox
-        from helpdesk.tickets.models import Ticket
-
         now = dt.datetime.now(dt.timezone.utc)
         session = db.session
         pending, oldest = session.execute(select(func.count(Outbox.id), func.min(Outbox.created_at))
@@ -178,9 +178,6 @@ _listeners_installed = False
 
 def init_app(app) -> None:
     global _listeners_installed
-    from helpdesk import signals
-    from helpdesk.extensions import csrf
-
     app.config.setdefault("METRICS_TOKEN", os.environ.get("METRICS_TOKEN") or None)
     app.extensions["hd_desk_collector"] = DeskCollector(app)
     app.before_request(_start_timer)

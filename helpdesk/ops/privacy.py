@@ -32,6 +32,11 @@ from helpdesk.audit import Actor
 from helpdesk.common import utcnow
 from helpdesk.insights import pii
 from helpdesk.text import normalize
+from helpdesk.accounts.models import AuditLog, PasswordResetToken, User
+from helpdesk.notify.models import Outbox
+from helpdesk.ops.models import Anonymisation
+from helpdesk.tickets.models import Attachment, Comment, Ticket, TicketEvent
+from helpdesk.tickets.service import refresh_search_text
 
 DELETED_FILE = "削除済み（個人情報保護）"
 
@@ -58,10 +63,6 @@ class Report:
 
 
 def _models():
-    from helpdesk.accounts.models import AuditLog, PasswordResetToken, User
-    from helpdesk.notify.models import Outbox
-    from helpdesk.tickets.models import Attachment, Comment, Ticket, TicketEvent
-
     return AuditLog, PasswordResetToken, User, Outbox, Attachment, Comment, Ticket, TicketEvent
 
 
@@ -205,8 +206,6 @@ class _Masker:
         return True
 
     def ticket(self, ticket) -> bool:
-        from helpdesk.tickets.service import refresh_search_text
-
         _, _, _, _, Attachment, Comment, _, TicketEvent = _models()
         changed = False
         for attr in ("subject", "body", "csat_comment"):
@@ -239,8 +238,6 @@ class _Masker:
 
 def anonymise_person(session, storage, user_id: int, actor: Actor, *, dry_run: bool = False) -> Report:
     """Anonymise one person on request (see the module docstring); idempotent."""
-    from helpdesk.ops.models import Anonymisation
-
     _, PasswordResetToken, User, Outbox, _, Comment, Ticket, TicketEvent = _models()
     user = session.get(User, user_id)
     if user is None:
@@ -301,9 +298,6 @@ def anonymise_person(session, storage, user_id: int, actor: Actor, *, dry_run: b
 def apply_retention(session, storage, years: float, actor: Actor, *, dry_run: bool = False,
                     now: dt.datetime | None = None, batch: int = 200) -> Report:
     """Anonymise closed tickets closed more than `years` ago that are not anonymised yet (idempotent)."""
-    from helpdesk.accounts.models import User
-    from helpdesk.ops.models import Anonymisation
-
     _, _, _, _, _, _, Ticket, _ = _models()
     if years <= 0:
         raise PrivacyError("the retention period must be more than 0 years")

@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 from typing import Iterator
+from helpdesk.tickets.models import Attachment
 
 _NAME = re.compile(r"[0-9a-f]{32}")
 
@@ -172,8 +173,6 @@ def migrate_storage(session, source, target, *, dry_run: bool = False, progress=
     import hashlib
 
     from sqlalchemy import select
-
-    from helpdesk.tickets.models import Attachment
 
     result = {"copied": 0, "skipped": 0, "missing": 0, "mismatched": 0}
     last_id = 0

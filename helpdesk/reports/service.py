@@ -18,6 +18,7 @@ from helpdesk.common import ORG_KINDS, TOKYO, csv_safe
 from helpdesk.insights import service as insights_service
 from helpdesk.sla.service import SlaError, compliance, get_calendar, month_bounds
 from helpdesk.tickets.models import CHANNELS, Category, Ticket
+from helpdesk.tickets.timelog import month_totals
 
 ROLES = ORG_KINDS + ("unknown",)
 TOTAL = "all"
@@ -185,8 +186,6 @@ def monthly_report(session, month: str, now: dt.datetime | None = None) -> Month
         if waits[key]:
             f.avg_first_response_min = round(sum(waits[key]) / len(waits[key]), 1)
             f.p90_first_response_min = round(_p90(waits[key]), 1)
-    from helpdesk.tickets.timelog import month_totals
-
     return MonthlyReport(month, start, end, figures, _recurring(session, start, end), now,
                          month_totals(session, start, end))
 

@@ -26,6 +26,9 @@ from helpdesk.sla.models import ClosedDay, DeskSettings, SlaClock, SlaPolicy
 from helpdesk.sla.repository import insert_clock
 from helpdesk.text import clean_input
 from helpdesk.tickets.models import Ticket
+from helpdesk.accounts.models import User
+from helpdesk.sla.ical import IcsError, parse_holidays
+from helpdesk.tickets import service as tickets_service
 
 logger = logging.getLogger(__name__)
 
@@ -203,8 +206,6 @@ def import_closed_days(session, data: bytes | str, actor: Actor, filename: str =
 
     A bad file is refused as a whole (SlaError naming the line); one audit row lists what was added.
     """
-    from helpdesk.sla.ical import IcsError, parse_holidays
-
     try:
         holidays = parse_holidays(data)
     except IcsError as exc:
@@ -475,8 +476,6 @@ def on_public_reply(session, ticket: Ticket, comment) -> None:
     the badge may drop from at-risk (or a missed update) to ok."""
     if not comment.is_public or ticket.first_response_at is None:
         return
-    from helpdesk.accounts.models import User
-
     author = session.get(User, comment.author_id) if comment.author_id else None
     if author is None or not author.is_staff:
         return
@@ -643,8 +642,6 @@ def _chunks(items: list, size: int):
 
 
 def _auto_escalate(session, breached: list[int], now: dt.datetime) -> list[int]:
-    from helpdesk.tickets import service as tickets_service
-
     ids: list[int] = []
     for chunk in _chunks(breached, 5000):
         ids += session.scalars(select(SlaClock.ticket_id).where(

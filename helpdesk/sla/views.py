@@ -15,6 +15,9 @@ from helpdesk.extensions import db
 from helpdesk.security import client_ip
 from helpdesk.sla import bp, forms, service
 from helpdesk.sla.models import SlaPolicy
+from helpdesk.accounts.models import Organisation
+from helpdesk.templating import ROLE_LABELS
+from helpdesk.tickets.service import category_choices
 
 
 def _actor() -> Actor:
@@ -120,7 +123,6 @@ def closed_days_import():
 
 
 def _organisation_id(code: str | None) -> int | None:
-    from helpdesk.accounts.models import Organisation
     from sqlalchemy import select
 
     code = (code or "").strip()
@@ -133,9 +135,6 @@ def _organisation_id(code: str | None) -> int | None:
 
 
 def _policy_choices(form: forms.PolicyForm) -> None:
-    from helpdesk.templating import ROLE_LABELS
-    from helpdesk.tickets.service import category_choices
-
     form.role.choices = [("", _("すべて"))] + [(k, str(ROLE_LABELS[k])) for k in ("municipality", "clinic", "wholesaler")]
     form.category.choices = [("", _("すべて"))] + category_choices(db.session, str(get_locale() or "ja"))
 

@@ -30,6 +30,7 @@ from helpdesk.audit import Actor
 from helpdesk.common import utcnow
 from helpdesk.i18n import lazy_join
 from helpdesk.tickets.models import OPEN_STATUSES, AgentShift, AssignmentRule, Ticket
+from helpdesk.common import ORG_KINDS
 
 MODES = ("round_robin", "least_loaded")
 
@@ -122,8 +123,6 @@ def auto_assign(session, ticket: Ticket) -> int | None:
 def save_rule(session, actor: Actor, *, rule_id: int | None = None, name: str, category_id: int | None,
               role: str | None, mode: str, agent_ids: list[int], position: int = 0,
               active: bool = True) -> AssignmentRule:
-    from helpdesk.common import ORG_KINDS
-
     errors = {}
     name = (name or "").strip()
     if not name:

@@ -32,6 +32,9 @@ from helpdesk.auth import login_required, staff_required
 from helpdesk.ops.storage import current_storage
 from helpdesk.tickets.models import Attachment, Comment, Ticket
 from helpdesk.tickets.service import NotFound, TicketError, can_see
+from helpdesk.security import client_ip
+from helpdesk.tickets.portal_forms import AgentUploadForm
+from helpdesk.tickets.service import _event, add_comment, get_visible
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 #: Most files a single form may carry (portal reply, new ticket, agent upload).
@@ -305,8 +308,6 @@ def _delete_written(session: Session, transaction) -> None:
 def store(session, ticket: Ticket, checked: CheckedFile, actor: Actor, *,
           comment_id: int | None = None) -> Attachment:
     """Write the file under a random name and add its row, an event and an audit entry (no commit)."""
-    from helpdesk.tickets.service import _event
-
     comment = None
     if comment_id is not None:
         comment = session.get(Comment, comment_id)
@@ -350,8 +351,6 @@ def save_bytes(session, ticket: Ticket, filename: str, data: bytes, actor: Actor
 def add_files(session, ticket_id: int, files: list[CheckedFile], actor: Actor, *, public: bool,
               note: str | None = None, commit: bool = True) -> Comment:
     """Attach checked files to a ticket through a reply or note that names them (agents' upload)."""
-    from helpdesk.tickets.service import add_comment
-
     if not files:
         raise AttachmentError(_l("添付するファイルを選んでください。"))
     body = (note or "").strip() or "添付ファイル: " + "、".join(f.filename for f in files)
@@ -447,10 +446,6 @@ def attachment_upload(ref: str):
     """Agents add files to a ticket as a public reply or an internal note (from `_attachments.html`)."""
     from flask import flash, redirect, request, url_for
     from flask_babel import gettext as _
-
-    from helpdesk.security import client_ip
-    from helpdesk.tickets.service import get_visible
-    from helpdesk.tickets.portal_forms import AgentUploadForm
 
     try:
         ticket = get_visible(db.session, current_user, ref)

@@ -25,6 +25,8 @@ from helpdesk.accounts.models import Organisation, User
 from helpdesk.audit import Actor
 from helpdesk.i18n import lazy_join
 from helpdesk.text import clean_input, normalize
+from helpdesk.accounts.service import AccountError, create_user, find_user_by_email
+from helpdesk.tickets.portal_forms import EMAIL_RE, phone_digits
 
 #: Trigram indexes for the caller type-ahead (needs pg_trgm, see tickets/search.py). The users indexes
 #: are the very ones of helpdesk.accounts.models.POSTGRES_DDL (same names, same expressions), so the
@@ -206,9 +208,6 @@ def create_contact(session, *, name: str, email: str | None, phone: str | None, 
     Without an e-mail address the contact gets an undeliverable placeholder address
     (`…@contacts.invalid`), because the login id is required; an agent completes it on review.
     """
-    from helpdesk.accounts.service import AccountError, create_user, find_user_by_email
-    from helpdesk.tickets.portal_forms import EMAIL_RE, phone_digits
-
     errors: dict[str, str] = {}
     name = " ".join(clean_input(unicodedata.normalize("NFKC", name or ""), 200).split())
     email = (normalize(email) or "").replace(" ", "")

@@ -28,6 +28,7 @@ from flask import current_app
 from helpdesk import audit
 from helpdesk.api.ratelimit import count, parse_limit
 from helpdesk.audit import Actor
+from helpdesk.config import check_limit
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +78,6 @@ def _window_text(seconds: int, *, ja: bool) -> str:
 
 def check_config(config) -> None:
     """Refuse a malformed limit (e.g. from HELPDESK_-prefixed variables or a config override) at start-up."""
-    from helpdesk.config import check_limit
-
     for key, default in LIMITS.values():
         check_limit(key, config.get(key) or default)
 

@@ -29,6 +29,7 @@ from helpdesk.tickets import bp, service
 from helpdesk.tickets import custom_fields as cf
 from helpdesk.tickets import queue as queue_mod
 from helpdesk.tickets.models import Ticket
+from helpdesk.tickets import views
 
 TYPE_LABELS = {"text": _l("テキスト（1行）"), "number": _l("数値"), "date": _l("日付"), "choice": _l("選択肢"),
                "checkbox": _l("チェックボックス")}
@@ -181,8 +182,6 @@ def check_new_ticket_form(category_code: str | None) -> dict | None:
 @staff_required
 def update_custom_fields(ref: str):
     """Agents change the ticket's custom field values; each change is a ticket event."""
-    from helpdesk.tickets import views
-
     try:
         ticket = service.get_visible(db.session, current_user, ref)
     except service.NotFound:

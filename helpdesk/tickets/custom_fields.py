@@ -28,6 +28,8 @@ from helpdesk.audit import Actor
 from helpdesk.common import TimestampMixin, UTCDateTime, utcnow
 from helpdesk.extensions import db
 from helpdesk.text import one_line
+from helpdesk.tickets import service
+from helpdesk.tickets.models import Category
 
 FIELD_TYPES = ("text", "number", "date", "choice", "checkbox")
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -167,8 +169,6 @@ def choices_text(field: CustomField) -> str:
 def _category_id(session, code: str | None) -> int | None:
     if not code:
         return None
-    from helpdesk.tickets.models import Category
-
     category = session.scalar(select(Category).where(Category.code == code))
     if category is None:
         raise CustomFieldError({"category": _l("カテゴリ「%(code)s」は存在しません。", code=code)})
@@ -524,8 +524,6 @@ def update_ticket_values(session, ticket_id: int, raw: Mapping[str, Any], actor:
 
     Raises CustomFieldError (per field) for unknown keys or bad values, VersionConflict on a stale version.
     """
-    from helpdesk.tickets import service
-
     ticket = service._get(session, ticket_id)
     service._check_version(ticket, expected_version)
     fields = {f.key: f for f in all_fields(session)}

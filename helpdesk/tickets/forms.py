@@ -16,14 +16,13 @@ from wtforms.widgets import HiddenInput
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from helpdesk.tickets.models import PRIORITIES, STATUSES
+from helpdesk.templating import STATUS_LABELS
 
 REF_RE = r"^\s*[Hh][Dd]-\d{1,12}\s*$"
 REF_MESSAGE = _l("チケット番号を HD-000123 の形式で入力してください。")
 
 
 def status_choices(blank: str | None = None):
-    from helpdesk.templating import STATUS_LABELS
-
     choices = [(s, STATUS_LABELS[s]) for s in STATUSES]
     return ([("", blank)] + choices) if blank is not None else choices
 

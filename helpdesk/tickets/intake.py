@@ -29,6 +29,8 @@ from helpdesk.tickets import bp, creation_limit, custom_fields, repository, serv
 from helpdesk.tickets.contacts import ContactError, create_contact, find_organisation, search_contacts
 from helpdesk.tickets.models import FormNonce, Ticket
 from helpdesk.tickets.portal_forms import AppendCallForm, IntakeForm, new_nonce
+from helpdesk.templating import STATUS_LABELS
+from helpdesk.tickets.custom_field_views import check_new_ticket_form
 
 logger = logging.getLogger(__name__)
 
@@ -200,8 +202,6 @@ def _render(form: IntakeForm, status: int = 200, limit_error: str | None = None,
 @staff_required
 def intake():
     """The phone intake screen; POST logs the call and gives a fresh form for the next one."""
-    from helpdesk.tickets.custom_field_views import check_new_ticket_form
-
     form = IntakeForm()
     form.category.choices = _category_choices()
     if request.method == "GET":
@@ -324,8 +324,6 @@ def intake_similar():
         org_id = org.id if org else None
     if org_id is None or len(text.strip()) < 2:
         return jsonify({"tickets": []})
-    from helpdesk.templating import STATUS_LABELS
-
     found = service.similar_open_tickets(db.session, org_id, text, limit=5)
     return jsonify({"tickets": [
         {"ref": s.ticket.ref, "subject": s.ticket.subject, "status": s.ticket.status,

@@ -21,6 +21,9 @@ from sqlalchemy import and_, event, func, select
 from sqlalchemy.orm import Session
 
 from helpdesk.common import utcnow
+from helpdesk.extensions import db
+from helpdesk.jobs import redis_connection
+from helpdesk.tickets.models import Ticket, TicketEvent, TicketSeen, format_ref
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +49,6 @@ def _redis():
 
     if not has_app_context() or not current_app.config.get("REDIS_URL"):
         return None
-    from helpdesk.jobs import redis_connection
-
     return redis_connection()
 
 
@@ -77,30 +78,22 @@ def _drop(session: Session, previous_transaction) -> None:
 
 def changes_after(session, after_id: int, limit: int = 200) -> list[dict]:
     """Queue-relevant changes recorded after event id `after_id` (polling, and SSE catch-up)."""
-    from helpdesk.tickets.models import Ticket, TicketEvent
-
     rows = session.execute(
         select(TicketEvent.id, TicketEvent.ticket_id, TicketEvent.kind, TicketEvent.actor_id, Ticket.requester_id)
         .join(Ticket, Ticket.id == TicketEvent.ticket_id)
         .where(TicketEvent.id > after_id, TicketEvent.kind.in_(QUEUE_KINDS))
         .order_by(TicketEvent.id).limit(limit)).all()
-    from helpdesk.tickets.models import format_ref
-
     return [{"id": r.id, "ticket_id": r.ticket_id, "ref": format_ref(r.ticket_id), "kind": r.kind,
              "customer": bool(r.actor_id) and r.actor_id == r.requester_id and r.kind in CUSTOMER_KINDS}
             for r in rows]
 
 
 def last_event_id(session) -> int:
-    from helpdesk.tickets.models import TicketEvent
-
     return session.scalar(select(func.max(TicketEvent.id))) or 0
 
 
 def unread_ids(session, user_id: int, ticket_ids: list[int]) -> set[int]:
     """Of `ticket_ids`, those with customer activity after `user_id` last opened them."""
-    from helpdesk.tickets.models import Ticket, TicketEvent, TicketSeen
-
     if not ticket_ids:
         return set()
     activity = dict(session.execute(
@@ -123,8 +116,6 @@ def _aware(value):
 
 def mark_seen(session, user_id: int, ticket_id: int) -> None:
     """The agent opened the ticket now (upsert; committed by the caller)."""
-    from helpdesk.tickets.models import TicketSeen
-
     row = session.get(TicketSeen, (user_id, ticket_id))
     if row is None:
         session.add(TicketSeen(user_id=user_id, ticket_id=ticket_id, seen_at=utcnow()))
@@ -138,8 +129,6 @@ def stream(app, after_id: int, *, max_seconds: float = 55.0, heartbeat: float = 
     The response ends after `max_seconds` (the browser reconnects with Last-Event-ID) so a thread
     is never held for ever by a tab left open.
     """
-    from helpdesk.extensions import db
-
     yield "retry: 2000\n\n"
     with app.app_context():
         missed = changes_after(db.session, after_id) if after_id else []

@@ -91,4 +91,3 @@ def delete_macro(session, actor: Actor, macro_id: int) -> None:
     macro.active = False
     audit.record(session, actor, "macro.retired", "macro", macro.id, {"title": macro.title})
     session.commit()
-

@@ -17,6 +17,8 @@ from helpdesk.accounts.models import Organisation, User
 from helpdesk.common import PREFECTURES, utcnow
 from helpdesk.text import normalize
 from helpdesk.tickets.models import Category, Comment, Ticket, TicketEvent
+from helpdesk.accounts.passwords import hash_password
+from helpdesk.tickets.service import ensure_categories
 
 CHUNK = 20_000
 
@@ -162,8 +164,6 @@ def _create_orgs(session, rng: random.Random, municipalities: int = 120, clinics
 
 
 def _create_requesters(session, orgs, rng: random.Random) -> None:
-    from helpdesk.accounts.passwords import hash_password
-
     hashed = hash_password("Seed-Passw0rd!")
     rows = []
     for org_id, kind, name in orgs:
@@ -211,8 +211,6 @@ def seed_tickets(session, n: int, *, rng: random.Random | None = None,
     """Insert `n` synthetic tickets with comments and events; returns the number inserted."""
     rng = rng or random.Random(1)
     say = progress or (lambda _msg: None)
-    from helpdesk.tickets.service import ensure_categories
-
     ensure_categories(session)
     session.commit()
     orgs, staff = _ensure_people(session, rng)

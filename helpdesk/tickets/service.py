@@ -29,6 +29,7 @@ from helpdesk.tickets.models import (CHANNELS, OPEN_STATUSES, PRIORITIES, TIERS,
                                      category_label,
                                      Comment, FormNonce, Ticket, TicketArticle, TicketEvent, TicketLink,
                                      TicketTag, parse_ref)
+from helpdesk.jobs import redis_connection
 
 logger = logging.getLogger(__name__)
 
@@ -728,6 +729,4 @@ def _presence_redis():
 
     if not has_app_context() or not current_app.config.get("REDIS_URL"):
         return None
-    from helpdesk.jobs import redis_connection
-
     return redis_connection()

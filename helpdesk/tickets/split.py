@@ -23,6 +23,7 @@ from helpdesk.text import one_line
 from helpdesk.tickets import bp, service
 from helpdesk.tickets import custom_fields as cf
 from helpdesk.tickets.models import Attachment, Comment, Ticket, TicketLink
+from helpdesk.tickets import views
 
 #: Replies one split may move (a page of checkboxes, not a bulk tool).
 MAX_COMMENTS = 200
@@ -90,8 +91,6 @@ def split_ticket(session, ticket_id: int, comment_ids, subject: str, actor: Acto
 @staff_required
 def split(ref: str):
     """Agents: 「選択した返信を新しいチケットに分ける」 on the ticket page."""
-    from helpdesk.tickets import views
-
     try:
         ticket = service.get_visible(db.session, current_user, ref)
     except service.NotFound:

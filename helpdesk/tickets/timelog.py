@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from helpdesk import audit
 from helpdesk.audit import Actor
 from helpdesk.tickets.models import Comment, Ticket
+from helpdesk.accounts.models import Organisation, User
 
 MAX_MINUTES = 24 * 60
 
@@ -35,8 +36,6 @@ def log_minutes(session, comment: Comment, minutes, actor: Actor) -> None:
     minutes = check_minutes(minutes)
     if minutes is None:
         return
-    from helpdesk.accounts.models import User
-
     author = session.get(User, comment.author_id) if comment.author_id else None
     if author is None or not author.is_staff:
         raise TimeLogError(_l("作業時間はヘルプデスクの担当者だけが記録できます。"))
@@ -54,8 +53,6 @@ def ticket_minutes(session, ticket_id: int) -> int:
 
 def month_totals(session, since: dt.datetime, until: dt.datetime) -> dict:
     """Minutes logged in [since, until): total, per agent and per organisation (largest first)."""
-    from helpdesk.accounts.models import Organisation, User
-
     in_month = (Comment.created_at >= since, Comment.created_at < until, Comment.minutes.is_not(None))
     total = int(session.scalar(select(func.coalesce(func.sum(Comment.minutes), 0)).where(*in_month)) or 0)
     minutes = func.sum(Comment.minutes)

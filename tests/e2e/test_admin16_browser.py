@@ -85,7 +85,7 @@ def test_insights_values_read_as_words(page, live_server, browser_login, in_live
 
 
 ADMIN_PAGES = ["/admin", "/accounts/users", "/admin/users/import", "/admin/organisations", "/accounts/activation", "/admin/api-tokens",
-               "/admin/webhooks", "/notify/failed", "/sla/policies", "/admin/audit"]
+               "/admin/webhooks", "/notify/failed", "/sla/policies", "/admin/custom-fields", "/admin/audit"]
 
 
 def test_one_admin_menu_on_every_admin_page_and_header_on_one_line(page, live_server, browser_login):

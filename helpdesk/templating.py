@@ -15,6 +15,8 @@ STATUS_LABELS = labels(Status)
 #: An organisation's kind, and a manual article's audience ("common": every role).
 ROLE_LABELS = {**labels(OrgKind), "common": _l("共通")}
 CHANNEL_LABELS = labels(Channel)
+#: Where a reply or note came from: a channel, or an automation rule's internal note.
+COMMENT_VIA_LABELS = {**CHANNEL_LABELS, "automation": _l("自動ルール（システム）")}
 USER_ROLE_LABELS = labels(UserRole)
 
 #: (endpoint, label, roles allowed; empty = any signed-in user)
@@ -125,6 +127,6 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["hours_minutes"] = hours_minutes
     app.jinja_env.globals.update(
         nav_items=nav_items, admin_menu=admin_menu, STATUS_LABELS=STATUS_LABELS, ROLE_LABELS=ROLE_LABELS,
-        CHANNEL_LABELS=CHANNEL_LABELS, USER_ROLE_LABELS=USER_ROLE_LABELS,
+        CHANNEL_LABELS=CHANNEL_LABELS, COMMENT_VIA_LABELS=COMMENT_VIA_LABELS, USER_ROLE_LABELS=USER_ROLE_LABELS,
         current_locale=lambda: str(get_locale() or "ja"),
     )

@@ -377,3 +377,13 @@ def test_validation_says_what_is_wrong_next_to_each_row(db, boss):
     assert "ログインID" in errors["act-1-value"]
     assert errors["act-3-subject"] == "メールの件名を入力してください。" and "{oops}" in errors["act-3-text"]
     assert db.session.scalar(select(func.count()).select_from(AutomationRule)) == 0
+
+
+def test_ticket_page_names_a_rule_note_in_words(db, rule, make_ticket, client, login, agent):
+    rule("created", actions=[{"kind": "add_note", "text": "自動メモ: {subject}"}])
+    ticket = make_ticket(subject="配送先を変更したい")
+    login(agent)
+    html = client.get(f"/tickets/{ticket.ref}").get_data(as_text=True)
+    assert "自動メモ: 配送先を変更したい" in html
+    assert "自動ルール（システム）" in html and "（不明）" not in html
+    assert "· automation" not in html  # no internal code shown as the source

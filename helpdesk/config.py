@@ -136,6 +136,9 @@ def load(instance_path: str) -> dict:
         "SESSION_IDLE_MINUTES": _int("SESSION_IDLE_MINUTES", 30),
         "SESSION_ABSOLUTE_HOURS": _int("SESSION_ABSOLUTE_HOURS", 12),
         "SESSION_COOKIE_HTTPONLY": True,
+        # The cookie is sent only when the session changes (seen_at is rewritten at most once a minute):
+        # a late answer to a background request must not put back an older cookie over a newer one.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", not _is_local(os.environ.get("BASE_URL", ""))),
         "REMEMBER_COOKIE_HTTPONLY": True,

@@ -93,6 +93,9 @@ def _form_refused(exc: _FormRefused):
                            kept_fields=exc.fields()), 400
 
 
+SEEN_AT_REFRESH_SECONDS = 60
+
+
 def _session_timeouts() -> None:
     # No signed-in session (API calls with a bearer token, public pages): nothing to time out, and no
     # need to load the user.
@@ -114,7 +117,11 @@ def _session_timeouts() -> None:
         g.session_expired = True
         flash(_("一定時間が過ぎたため、安全のためログアウトしました。もう一度ログインしてください。"), "warning")
         return
-    session["seen_at"] = now
+    # Refresh the idle clock at most once a minute. Writing it on every request re-sent the session cookie
+    # with every response, so a background request (the intake form's duplicate hint) that started before
+    # a form POST could answer after it and put back the older cookie — losing the POST's flash message.
+    if now - session.get("seen_at", 0) >= SEEN_AT_REFRESH_SECONDS:
+        session["seen_at"] = now
 
 
 def _headers(response):

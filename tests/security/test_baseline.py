@@ -97,6 +97,19 @@ def test_activity_keeps_the_session_within_the_idle_limit(app, client, make_user
         assert dt.datetime.now(dt.timezone.utc).timestamp() - sess["seen_at"] < 60
 
 
+def test_a_request_soon_after_the_last_does_not_resend_the_session_cookie(app, client, make_user, login):
+    # A background request that answers late must not put back an older cookie (a form POST's flash
+    # message was lost that way): inside a minute the session is not rewritten.
+    login(make_user())
+    client.get("/")
+    response = client.get("/")
+    assert response.status_code in (200, 302)
+    assert "Set-Cookie" not in response.headers
+    with client.session_transaction() as sess:
+        sess["seen_at"] -= 61
+    assert "Set-Cookie" in client.get("/").headers
+
+
 # --------------------------------------------------------------------------- redirects
 
 

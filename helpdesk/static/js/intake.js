@@ -113,7 +113,11 @@
     });
   }
 
+  var submitting = false;
+  form.addEventListener("submit", function () { submitting = true; seq++; });
+
   function similarNow() {
+    if (submitting) { return; }  // the page is leaving: a late answer has nothing to update
     var text = ((subjectField && subjectField.value) || "") + "\n" + ((description && description.value) || "");
     var body = {text: text.trim()};
     if (callerId.value) { body.caller_id = callerId.value; }

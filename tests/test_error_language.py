@@ -301,7 +301,7 @@ SERVICE_MODULES = [
     "helpdesk/api/service.py", "helpdesk/api/webhooks.py", "helpdesk/notify/service.py", "helpdesk/ops/storage.py",
     "helpdesk/ops/privacy.py", "helpdesk/tickets/portal.py", "helpdesk/tickets/intake.py", "helpdesk/tickets/queue.py",
     "helpdesk/tickets/assignment.py", "helpdesk/reports/service.py", "helpdesk/insights/tracker.py",
-    "helpdesk/accounts/kana.py",
+    "helpdesk/accounts/kana.py", "helpdesk/tickets/requesters.py",
 ]
 _TRANSLATORS = {"_l", "_", "gettext", "lazy_gettext", "ngettext", "lazy_ngettext", "pgettext", "lazy_pgettext"}
 

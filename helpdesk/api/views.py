@@ -15,7 +15,7 @@ from helpdesk.common import to_tokyo
 from helpdesk.extensions import db
 from helpdesk.routing import external_url
 from helpdesk.text import clean_input
-from helpdesk.tickets import queue
+from helpdesk.tickets import queue, requesters
 from helpdesk.tickets import service as tickets
 from helpdesk.tickets import custom_fields as cf
 from helpdesk.tickets import timelog
@@ -145,6 +145,11 @@ def _creation_limit(user: User, act) -> None:
         raise ApiError(429, "too-many-tickets", refusal.detail(), headers={"Retry-After": str(refusal.retry_after)})
 
 
+def _unknown_reference(exc: requesters.UnknownReference) -> ApiError:
+    return ApiError(422, "unknown-reference", str(exc),
+                    {field: [str(m) for m in messages] for field, messages in exc.field_errors.items()})
+
+
 def _require_staff(what: str) -> None:
     if not current_user_().is_staff:
         raise ApiError(403, "staff-only", f"{what}はヘルプデスク担当者に紐づくトークンだけが行えます。")
@@ -203,29 +208,16 @@ def create_ticket(payload: S.TicketCreate):
     the requester (`requester_email`) and/or organisation (`organisation_code`). Send `Idempotency-Key` so a
     retried request never creates a second ticket."""
     user = current_user_()
-    requester_id, organisation_id = user.id, user.organisation_id
-    staff_fields = [f for f in ("requester_email", "organisation_code") if getattr(payload, f) is not None]
-    if payload.channel != "api":
-        staff_fields.append("channel")
-    if staff_fields and not user.is_staff:
+    try:
+        filer = requesters.resolve_filer(db.session, user, requester_email=payload.requester_email,
+                                         organisation_code=payload.organisation_code,
+                                         also_named=("channel",) if payload.channel != "api" else ())
+    except requesters.StaffOnly as exc:
         raise ApiError(403, "staff-only", "依頼者・組織・受付チャネルの指定はヘルプデスク担当者のトークンだけが行えます。",
-                       {f: ["担当者のトークンだけが指定できます。"] for f in staff_fields})
-    errors: dict[str, list[str]] = {}
-    if user.is_staff:
-        requester_id, organisation_id = None, None
-        if payload.requester_email:
-            requester = db.session.scalar(select(User).where(User.email == payload.requester_email.lower()))
-            if requester is None:
-                errors["requester_email"] = [f"利用者「{payload.requester_email}」が見つかりません。"]
-            else:
-                requester_id, organisation_id = requester.id, requester.organisation_id
-        if payload.organisation_code:
-            org_id = db.session.scalar(select(Organisation.id).where(Organisation.code == payload.organisation_code))
-            if org_id is None:
-                errors["organisation_code"] = [f"組織コード「{payload.organisation_code}」が見つかりません。"]
-            organisation_id = org_id
-    if errors:
-        raise ApiError(422, "unknown-reference", "指定された利用者または組織が見つかりません。", errors)
+                       {f: ["担当者のトークンだけが指定できます。"] for f in exc.fields})
+    except requesters.UnknownReference as exc:
+        raise _unknown_reference(exc)
+    requester_id, organisation_id = filer.requester_id, filer.organisation_id
     custom_values = _custom_in(payload.custom_fields, payload.category)
     act = actor()
     _creation_limit(user, act)
@@ -276,25 +268,21 @@ def update_ticket(ref: str, payload: S.TicketUpdate):
             raise ApiError(400, "validation", 'If-Match はバージョン番号（例: "3"）で指定してください。',
                            {"If-Match": ['例: "3"']})
         expected, status_on_conflict = int(m.group(1)), 412
-    if expected is not None and expected != ticket.version:
-        raise ApiError(status_on_conflict, "version-conflict",
-                       f"このチケットは更新されています（送信されたバージョン {expected}、現在 {ticket.version}）。"
-                       "最新の内容を取得してからもう一度送信してください。", headers=_etag(ticket))
-    assignee_id: int | None | str = "keep"
-    if payload.unassign:
-        assignee_id = None
-    elif payload.assignee:
-        assignee = db.session.scalar(select(User).where(User.email == payload.assignee.lower()))
-        if assignee is None or not assignee.is_staff:
-            raise ApiError(422, "unknown-reference", "担当者に指定できるのはヘルプデスクの担当者だけです。",
-                           {"assignee": [f"担当者「{payload.assignee}」が見つからないか、担当者ではありません。"]})
-        assignee_id = assignee.id
     act = actor()
     before = {"status": ticket.status, "priority": ticket.priority,
               "category": ticket.category.code if ticket.category else None,
               "assignee": ticket.assignee.email if ticket.assignee else None}
-    tickets.update_fields(db.session, ticket.id, act, expected_version=expected, priority=payload.priority,
-                          category=payload.category, assignee_id=assignee_id, status=payload.status, commit=False)
+    try:
+        tickets.update_fields(db.session, ticket.id, act, expected_version=expected, priority=payload.priority,
+                              category=payload.category, assignee_id=None if payload.unassign else "keep",
+                              assignee_email=None if payload.unassign else (payload.assignee or None),
+                              status=payload.status, commit=False)
+    except tickets.VersionConflict as exc:
+        raise ApiError(status_on_conflict, "version-conflict",
+                       f"このチケットは更新されています（送信されたバージョン {expected}、現在 {exc.ticket.version}）。"
+                       "最新の内容を取得してからもう一度送信してください。", headers=_etag(exc.ticket))
+    except requesters.UnknownReference as exc:
+        raise _unknown_reference(exc)
     if payload.custom_fields:
         try:
             cf.update_ticket_values(db.session, ticket.id, payload.custom_fields, act, error_key=_custom_key,

@@ -23,7 +23,7 @@ from helpdesk.common import utcnow
 from helpdesk.lookup_cache import LookupCache, attach, column_values
 from helpdesk.templating import CHANNEL_LABELS, STATUS_LABELS
 from helpdesk.text import clean_input, normalize, one_line
-from helpdesk.tickets import effects, live, repository, timelog
+from helpdesk.tickets import effects, live, repository, requesters, timelog
 from helpdesk.tickets.models import (CHANNELS, OPEN_STATUSES, PRIORITIES, TIERS, TRANSITIONS, Category,
                                      TransitionRefused,
                                      category_label,
@@ -295,10 +295,15 @@ def _get(session, ticket_id: int) -> Ticket:
 
 def update_fields(session, ticket_id: int, actor: Actor, *, expected_version: int | None = None,
                   priority: str | None = None, category: str | None = None, assignee_id: int | None | str = "keep",
-                  status: str | None = None, commit: bool = True) -> Ticket:
-    """Change several fields at once (one version check); each change is its own event."""
+                  assignee_email: str | None = None, status: str | None = None, commit: bool = True) -> Ticket:
+    """Change several fields at once (one version check, VersionConflict first); each change is its own event.
+
+    `assignee_email` names the assignee by login id instead of `assignee_id` (requesters.UnknownReference
+    when no staff member has it)."""
     ticket = _get(session, ticket_id)
     _check_version(ticket, expected_version)
+    if assignee_email is not None:
+        assignee_id = requesters.staff_by_email(session, assignee_email).id
     if priority is not None and priority != ticket.priority:
         if priority not in PRIORITIES:
             raise TicketError(_l("優先度「%(priority)s」は使えません。", priority=priority))

@@ -18,6 +18,9 @@ TEST_DB = os.environ.get("HELPDESK_TEST_DATABASE_URL", "sqlite://")
 TEST_REDIS = os.environ.get("HELPDESK_TEST_REDIS_URL")
 PASSWORD = "Test-Passw0rd!"
 
+# real_app / cleanup_org / needs_postgres: tests that commit for real on PostgreSQL (concurrency).
+pytest_plugins = ("tests.pg_fixtures",)
+
 
 def base_config(**overrides) -> dict:
     config = {

@@ -12,11 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from helpdesk.audit import Actor
-from tests.conftest import PASSWORD, TEST_DB
-from tests.tickets.test_portal_concurrency import _cleanup, real_app  # noqa: F401  (a fixture: an app that commits)
+from tests.conftest import PASSWORD
+from tests.pg_fixtures import cleanup_org, needs_postgres
 
-pytestmark = pytest.mark.skipif(not TEST_DB.startswith("postgresql"),
-                                reason="needs PostgreSQL (HELPDESK_TEST_DATABASE_URL) for real concurrent commits")
+pytestmark = needs_postgres
 
 PAIRS = 8
 
@@ -51,7 +50,7 @@ def desk(real_app):
     try:
         yield {"ref": ref, "ticket_id": ticket_id, "token": token}
     finally:
-        _cleanup(real_app, org_id)
+        cleanup_org(real_app, org_id)
 
 
 def _race(real_app, token, requests):

@@ -4,31 +4,15 @@ waits on the first's uncommitted claim and then skips the ticket."""
 import threading
 import uuid
 
-import pytest
 from sqlalchemy import delete, func, select
 
-from tests.conftest import TEST_DB, base_config
-from tests.tickets.test_portal_concurrency import _cleanup
+from tests.pg_fixtures import cleanup_org, needs_postgres
 
-pytestmark = pytest.mark.skipif(not TEST_DB.startswith("postgresql"),
-                                reason="needs PostgreSQL (HELPDESK_TEST_DATABASE_URL) for real concurrent commits")
+pytestmark = needs_postgres
 
 PASSES = 4
 TICKETS = 12
-
-
-@pytest.fixture
-def real_app(tmp_path):
-    from helpdesk import create_app
-
-    app = create_app(base_config(UPLOAD_FOLDER=str(tmp_path / "uploads"),
-                                 SQLALCHEMY_ENGINE_OPTIONS={"pool_size": PASSES + 2, "max_overflow": 2}))
-    yield app
-    with app.app_context():
-        from helpdesk.extensions import db
-
-        db.session.remove()
-        db.engine.dispose()
+THREADS = PASSES  # concurrent connections for real_app's pool
 
 
 def test_concurrent_timed_passes_apply_once_per_ticket(real_app):
@@ -89,4 +73,4 @@ def test_concurrent_timed_passes_apply_once_per_ticket(real_app):
         with real_app.app_context():
             db.session.execute(delete(AutomationRule).where(AutomationRule.id == rule_id))
             db.session.commit()
-        _cleanup(real_app, org_id)
+        cleanup_org(real_app, org_id)

@@ -8,60 +8,15 @@ import re
 import threading
 import uuid
 
-import pytest
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import func, select
 
-from tests.conftest import PASSWORD, TEST_DB, base_config
+from tests.conftest import PASSWORD
+from tests.pg_fixtures import cleanup_org, needs_postgres
 
-pytestmark = pytest.mark.skipif(not TEST_DB.startswith("postgresql"),
-                                reason="needs PostgreSQL (HELPDESK_TEST_DATABASE_URL) for real concurrent commits")
+pytestmark = needs_postgres
 
 THREADS = 4
 ROUNDS = 3
-
-
-@pytest.fixture
-def real_app(tmp_path):
-    from helpdesk import create_app
-
-    app = create_app(base_config(UPLOAD_FOLDER=str(tmp_path / "uploads"),
-                                 SQLALCHEMY_ENGINE_OPTIONS={"pool_size": THREADS + 2, "max_overflow": 2}))
-    yield app
-    with app.app_context():
-        from helpdesk.extensions import db
-
-        db.session.remove()
-        db.engine.dispose()
-
-
-def _cleanup(app, org_id: int) -> None:
-    """Delete what the test committed: rows pointing at its tickets and users, then those, then the org."""
-    from helpdesk.accounts.models import Organisation, User
-    from helpdesk.extensions import db
-    from helpdesk.tickets.models import Ticket
-
-    with app.app_context():
-        session = db.session
-        # The audit log refuses DELETE (a trigger); this test's own rows are removed with triggers
-        # off for this transaction only (superuser on the test database), so no test data lingers.
-        session.execute(text("SET LOCAL session_replication_role = replica"))
-        user_ids = session.scalars(select(User.id).where(User.organisation_id == org_id)).all()
-        ticket_ids = session.scalars(select(Ticket.id).where(Ticket.organisation_id == org_id)).all()
-        targets = {"tickets": ticket_ids, "users": user_ids}
-        for table in reversed(db.metadata.sorted_tables):
-            if table.name in ("tickets", "users", "organisations"):
-                continue
-            for column in table.columns:
-                for fk in column.foreign_keys:
-                    ids = targets.get(fk.column.table.name)
-                    if ids and fk.column.name == "id":
-                        session.execute(delete(table).where(column.in_(ids)))
-        if ticket_ids:
-            session.execute(delete(Ticket).where(Ticket.id.in_(ticket_ids)))
-        if user_ids:
-            session.execute(delete(User).where(User.id.in_(user_ids)))
-        session.execute(delete(Organisation).where(Organisation.id == org_id))
-        session.commit()
 
 
 def test_concurrent_posts_of_one_form_create_one_ticket(real_app):
@@ -114,4 +69,4 @@ def test_concurrent_posts_of_one_form_create_one_ticket(real_app):
             total = db.session.scalar(select(func.count(Ticket.id)).where(Ticket.organisation_id == org_id))
             assert total == ROUNDS
     finally:
-        _cleanup(real_app, org_id)
+        cleanup_org(real_app, org_id)

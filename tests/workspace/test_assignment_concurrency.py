@@ -4,31 +4,14 @@ import threading
 import uuid
 from collections import Counter
 
-import pytest
 from sqlalchemy import delete, select
 
-from tests.conftest import TEST_DB, base_config
-from tests.tickets.test_portal_concurrency import _cleanup
+from tests.pg_fixtures import cleanup_org, needs_postgres
 
-pytestmark = pytest.mark.skipif(not TEST_DB.startswith("postgresql"),
-                                reason="needs PostgreSQL (HELPDESK_TEST_DATABASE_URL) for real concurrent commits")
+pytestmark = needs_postgres
 
 THREADS = 6
 PER_THREAD = 3
-
-
-@pytest.fixture
-def real_app(tmp_path):
-    from helpdesk import create_app
-
-    app = create_app(base_config(UPLOAD_FOLDER=str(tmp_path / "uploads"),
-                                 SQLALCHEMY_ENGINE_OPTIONS={"pool_size": THREADS + 2, "max_overflow": 2}))
-    yield app
-    with app.app_context():
-        from helpdesk.extensions import db
-
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_concurrent_creations_take_turns(real_app):
@@ -86,4 +69,4 @@ def test_concurrent_creations_take_turns(real_app):
         with real_app.app_context():
             db.session.execute(delete(AssignmentRule).where(AssignmentRule.id == rule_id))
             db.session.commit()
-        _cleanup(real_app, org_id)
+        cleanup_org(real_app, org_id)

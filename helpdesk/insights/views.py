@@ -23,6 +23,7 @@ from helpdesk.insights.forms import (EmptyForm, LinkForm, NewProblemForm, Proble
 from helpdesk.security import client_ip, redirect_back, safe_next
 from helpdesk.accounts.models import Organisation
 from helpdesk.insights.models import RecurringGroup
+from helpdesk.web import shows_refusals
 from helpdesk.tickets.models import parse_ref
 
 STATUS_LABELS = {"candidate": "候補", "accepted": "受理済み", "sent": "開発へ送付済み", "fixed": "修正済み",
@@ -226,16 +227,13 @@ def group(group_id: int):
 
 @bp.post("/insights/recurring/<int:group_id>/promote")
 @insights_required
+@shows_refusals(service.InsightsError, redirect_to=lambda group_id: url_for("insights.recurring"))
 def promote(group_id: int):
     form = PromoteForm()
     if not form.validate_on_submit():
         flash(" ".join(str(e) for errs in form.errors.values() for e in errs) or _("入力を確認してください。"), "error")
         return redirect(url_for("insights.recurring"))
-    try:
-        problem = service.promote_group(db.session, group_id, _actor(), title=form.title.data)
-    except service.InsightsError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("insights.recurring"))
+    problem = service.promote_group(db.session, group_id, _actor(), title=form.title.data)
     flash(_("問題「%(title)s」を作成しました。", title=problem.title), "success")
     return redirect(url_for("insights.problem", problem_id=problem.id))
 
@@ -306,19 +304,16 @@ def problem(problem_id: int):
 
 @bp.post("/insights/problems/<int:problem_id>/edit")
 @insights_required
+@shows_refusals(service.InsightsError, form=ProblemForm, field="title",
+                page=lambda form, problem_id: _problem_page(_load(problem_id), edit_form=form, status=409))
 def edit_problem(problem_id: int):
     problem = _load(problem_id)
     form = ProblemForm()
     if not form.validate_on_submit():
         return _problem_page(problem, edit_form=form, status=422)
-    try:
-        service.update_problem(db.session, problem.id, _actor(), title=form.title.data,
-                               description=form.description.data or "", workaround=form.workaround.data or "",
-                               expected_version=_int(form.version.data))
-    except service.InsightsError as exc:
-        db.session.rollback()
-        form.title.errors.append(str(exc))
-        return _problem_page(_load(problem_id), edit_form=form, status=409)
+    service.update_problem(db.session, problem.id, _actor(), title=form.title.data,
+                           description=form.description.data or "", workaround=form.workaround.data or "",
+                           expected_version=_int(form.version.data))
     flash(_("保存しました。"), "success")
     return redirect(url_for("insights.problem", problem_id=problem.id))
 
@@ -354,6 +349,7 @@ def transition(problem_id: int):
 
 @bp.post("/insights/problems/<int:problem_id>/send")
 @insights_required
+@shows_refusals(service.InsightsError, redirect_to=lambda problem_id: url_for("insights.problem", problem_id=problem_id))
 def send(problem_id: int):
     problem = _load(problem_id)
     form = SendForm()
@@ -366,10 +362,6 @@ def send(problem_id: int):
     except tracker.TrackerNotConfigured:
         db.session.rollback()
         flash(_("開発トラッカーとの連携が設定されていません。管理者に連絡してください。"), "error")
-        return redirect(url_for("insights.problem", problem_id=problem_id))
-    except service.InsightsError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
         return redirect(url_for("insights.problem", problem_id=problem_id))
     flash(_("開発トラッカーへの送信を受け付けました。送信結果は下の送信ログで確認できます。"), "success")
     return redirect(url_for("insights.problem", problem_id=problem_id))
@@ -427,21 +419,22 @@ def _known_problems():
     return {"known_problems_for": known_problems_for, "insights_open_problems": open_problems}
 
 
+def _link_back(problem_id: int) -> str:
+    return safe_next(request.form.get("next")) or url_for("insights.problem", problem_id=problem_id)
+
+
 @bp.post("/insights/problems/<int:problem_id>/link")
 @link_required
+@shows_refusals(service.InsightsError, redirect_to=_link_back)
 def link(problem_id: int):
     """Agents link a ticket to a known problem (from the problem page or the ticket page)."""
     problem = _load(problem_id)
     form = LinkForm()
-    back = safe_next(request.form.get("next")) or url_for("insights.problem", problem_id=problem.id)
+    back = _link_back(problem.id)
     if not form.validate_on_submit():
         flash(" ".join(str(e) for errs in form.errors.values() for e in errs), "error")
         return redirect(back)
-    try:
-        added = service.link_ticket(db.session, problem.id, parse_ref(form.ticket.data), _actor())
-    except service.InsightsError as exc:
-        flash(str(exc), "error")
-        return redirect(back)
+    added = service.link_ticket(db.session, problem.id, parse_ref(form.ticket.data), _actor())
     flash(_("チケットを問題に紐付けました。") if added else _("このチケットはすでに紐付いています。"), "success")
     return redirect(back)
 

@@ -19,6 +19,7 @@ from helpdesk.manuals import bp, loop, service
 from helpdesk.manuals.forms import DraftForm, DraftFromTicketsForm, FeedbackForm, LinkForm
 from helpdesk.security import client_ip, safe_referrer
 from helpdesk.text import clean_input
+from helpdesk.web import shows_refusals
 
 ROLES = ("municipality", "clinic", "wholesaler", "common")
 SUGGEST_MAX_QUERY = 4000
@@ -306,6 +307,7 @@ def drafts():
 
 @bp.post("/manuals/drafts/new")
 @editor_required
+@shows_refusals(loop.LoopError, redirect_to=lambda: safe_referrer() or url_for("manuals.drafts"))
 def draft_new():
     form = DraftFromTicketsForm()
     if not form.validate_on_submit():
@@ -314,13 +316,8 @@ def draft_new():
                 flash(message, "error")
         return redirect(safe_referrer() or url_for("manuals.drafts"))
     refs = [r for r in (form.ticket_refs.data or "").replace(",", " ").split() if r]
-    try:
-        draft = loop.create_draft(db.session, _actor(), group_id=form.group_id.data or None,
-                                  ticket_refs=refs if not form.group_id.data else None)
-    except loop.LoopError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(safe_referrer() or url_for("manuals.drafts"))
+    draft = loop.create_draft(db.session, _actor(), group_id=form.group_id.data or None,
+                              ticket_refs=refs if not form.group_id.data else None)
     flash(_("下書きを作成しました。内容を確認・編集してから公開してください。"), "success")
     return redirect(url_for("manuals.draft_edit", draft_id=draft.id))
 

@@ -11,6 +11,7 @@ from helpdesk.auth import supervisor_required
 from helpdesk.extensions import db
 from helpdesk.notify import bp, service
 from helpdesk.security import client_ip
+from helpdesk.web import shows_refusals
 
 PER_PAGE = 50
 
@@ -32,14 +33,10 @@ def failed():
 
 @bp.post("/notify/outbox/<int:outbox_id>/retry")
 @supervisor_required
+@shows_refusals(service.NotifyError, redirect_to=lambda outbox_id: url_for("notify.failed"))
 def retry(outbox_id: int):
     if not RetryForm().validate():
         abort(400)
-    try:
-        row = service.retry(db.session, outbox_id, Actor.for_user(current_user, client_ip()))
-    except service.NotifyError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("notify.failed"))
+    row = service.retry(db.session, outbox_id, Actor.for_user(current_user, client_ip()))
     flash(_("再送を予約しました（宛先: %(to)s）。", to=row.recipient), "success")
     return redirect(url_for("notify.failed"))

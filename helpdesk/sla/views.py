@@ -17,6 +17,7 @@ from helpdesk.sla import bp, forms, service
 from helpdesk.sla.models import SlaPolicy
 from helpdesk.accounts.models import Organisation
 from helpdesk.templating import ROLE_LABELS
+from helpdesk.web import shows_refusals
 from helpdesk.tickets.service import category_choices
 
 
@@ -32,18 +33,16 @@ def sla_state_global(ticket):
 
 @bp.route("/sla/closed-days", methods=["GET", "POST"])
 @supervisor_required
+@shows_refusals(service.SlaError, form=forms.ClosedDayForm, field="day",
+                page=lambda form: (_calendar_page(form=form), 400))
 def closed_days():
     form = forms.ClosedDayForm()
     status = 200
     if request.method == "POST":
         if form.validate():
-            try:
-                service.add_closed_day(db.session, form.day.data, form.reason.data or "", _actor())
-                flash(_("休業日を登録しました。"), "success")
-                return redirect(url_for("sla.closed_days"))
-            except service.SlaError as exc:
-                db.session.rollback()
-                form.day.errors = [str(exc)]
+            service.add_closed_day(db.session, form.day.data, form.reason.data or "", _actor())
+            flash(_("休業日を登録しました。"), "success")
+            return redirect(url_for("sla.closed_days"))
         status = 400
     return _calendar_page(form=form), status
 
@@ -105,20 +104,18 @@ def closed_day_delete(closed_day_id: int):
 
 @bp.post("/sla/closed-days/import")
 @supervisor_required
+@shows_refusals(service.SlaError, form=forms.IcsImportForm, field="ics",
+                page=lambda form: (_calendar_page(ics_form=form), 400))
 def closed_days_import():
     """Add the all-day events of an uploaded iCalendar file as closed days (a bad file changes nothing)."""
     form = forms.IcsImportForm()
     if form.validate():
         upload = form.ics.data
-        try:
-            result = service.import_closed_days(db.session, upload.read(1_000_001)[:1_000_000], _actor(),
-                                                filename=upload.filename or "")
-            flash(_("休業日を %(added)s 日追加しました（登録済み %(already)s 日）。", added=result["added"],
-                    already=result["already_closed"]), "success")
-            return redirect(url_for("sla.closed_days"))
-        except service.SlaError as exc:
-            db.session.rollback()
-            form.ics.errors = [str(exc)]
+        result = service.import_closed_days(db.session, upload.read(1_000_001)[:1_000_000], _actor(),
+                                            filename=upload.filename or "")
+        flash(_("休業日を %(added)s 日追加しました（登録済み %(already)s 日）。", added=result["added"],
+                already=result["already_closed"]), "success")
+        return redirect(url_for("sla.closed_days"))
     return _calendar_page(ics_form=form), 400
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Callable
 from urllib.parse import urlencode
 
 from flask import (abort, current_app, flash, jsonify, redirect, render_template, request, url_for)
@@ -18,6 +19,7 @@ from helpdesk.auth import admin_required, login_required, staff_required
 from helpdesk.extensions import db
 from helpdesk.security import client_ip, safe_next
 from helpdesk.templating import ROLE_LABELS, STATUS_LABELS
+from helpdesk.web import shows_refusals
 from helpdesk.common import utcnow
 from helpdesk.tickets import bp, display, forms, live, macros, queue as queue_mod, saved_views, service, timelog
 from helpdesk.tickets.models import (TIERS, Attachment, Category, Macro, SavedView, Ticket,
@@ -178,9 +180,10 @@ def queue_changes():
 
 @bp.post("/agent/queue/bulk")
 @staff_required
+@shows_refusals(service.TicketError, redirect_to=lambda: _bulk_back(forms.BulkForm()))
 def bulk():
     form = forms.BulkForm()
-    back = safe_next(form.back.data) or url_for("tickets.queue")
+    back = _bulk_back(form)
     ids = [int(i) for i in request.form.getlist("ids") if i.isdigit() and len(i) < 12]
     if not form.validate():
         flash(_("一括操作の内容を確認してください。"), "error")
@@ -199,17 +202,17 @@ def bulk():
     elif not value:
         flash(_("設定する値を入力してください。"), "error")
         return redirect(back)
-    try:
-        result = service.bulk_apply(db.session, ids, action, value, _actor(), visible_to=current_user)
-    except service.TicketError as exc:
-        flash(str(exc), "error")
-        return redirect(back)
+    result = service.bulk_apply(db.session, ids, action, value, _actor(), visible_to=current_user)
     if result.done:
         flash(_("%(n)d 件に適用しました: %(refs)s", n=len(result.done), refs=", ".join(result.done)), "success")
     for ref, reason in result.refused:
         flash(_("%(ref)s は変更できませんでした: %(reason)s", ref=ref, reason=display.reason_in_words(reason)),
               "error")
     return redirect(back)
+
+
+def _bulk_back(form) -> str:
+    return safe_next(form.back.data) or url_for("tickets.queue")
 
 
 def _resolve_assignee(value: str):
@@ -422,8 +425,14 @@ def ticket_minutes_global(ticket) -> int:
     return timelog.ticket_minutes(db.session, ticket.id)
 
 
+def _page_again(name: str) -> Callable:
+    """The ticket page again (400) with the refused form `name` as posted (for shows_refusals)."""
+    return lambda form, ref: _render_detail(_load(ref), status=400, **{name: form})
+
+
 @bp.post("/tickets/<ref>/fields")
 @staff_required
+@shows_refusals(service.TicketError, form=forms.FieldsForm, field="status", page=_page_again("fields"))
 def update(ref: str):
     ticket = _load(ref)
     form = forms.FieldsForm()
@@ -437,16 +446,13 @@ def update(ref: str):
                               status=form.status.data)
     except (service.VersionConflict, StaleDataError):
         return _conflict(ticket.id, "fields", form, form.seen_event.data)
-    except service.TicketError as exc:
-        db.session.rollback()
-        form.status.errors = list(form.status.errors) + [str(exc)]
-        return _render_detail(db.session.get(Ticket, ticket.id), status=400, fields=form)
     flash(_("チケットを更新しました。"), "success")
     return redirect(url_for("tickets.detail", ref=ticket.ref))
 
 
 @bp.post("/tickets/<ref>/escalate")
 @staff_required
+@shows_refusals(service.TicketError, form=forms.EscalateForm, field="tier", page=_page_again("escalate"))
 def escalate(ref: str):
     ticket = _load(ref)
     form = forms.EscalateForm()
@@ -457,27 +463,19 @@ def escalate(ref: str):
                          expected_version=form.version.data)
     except (service.VersionConflict, StaleDataError):
         return _conflict(ticket.id, "escalate", form, form.seen_event.data)
-    except service.TicketError as exc:
-        db.session.rollback()
-        form.tier.errors = list(form.tier.errors) + [str(exc)]
-        return _render_detail(db.session.get(Ticket, ticket.id), status=400, escalate=form)
     flash(_("エスカレーションしました。"), "success")
     return redirect(url_for("tickets.detail", ref=ticket.ref))
 
 
 @bp.post("/tickets/<ref>/tags")
 @staff_required
+@shows_refusals(service.TicketError, form=forms.TagForm, field="tag", page=_page_again("tag"))
 def add_tag(ref: str):
     ticket = _load(ref)
     form = forms.TagForm()
     if not form.validate():
         return _render_detail(ticket, status=400, tag=form)
-    try:
-        service.add_tag(db.session, ticket.id, form.tag.data, _actor())
-    except service.TicketError as exc:
-        db.session.rollback()
-        form.tag.errors = [str(exc)]
-        return _render_detail(ticket, status=400, tag=form)
+    service.add_tag(db.session, ticket.id, form.tag.data, _actor())
     return redirect(url_for("tickets.detail", ref=ticket.ref) + "#tags")
 
 
@@ -499,6 +497,7 @@ def _other(ref_text: str) -> Ticket | None:
 
 @bp.post("/tickets/<ref>/merge")
 @staff_required
+@shows_refusals(service.TicketError, form=forms.MergeForm, field="target", page=_page_again("merge"))
 def merge(ref: str):
     ticket = _load(ref)
     form = forms.MergeForm()
@@ -516,10 +515,6 @@ def merge(ref: str):
         service.merge_tickets(db.session, ticket.id, target.id, _actor(), expected_version=form.version.data)
     except (service.VersionConflict, StaleDataError):
         return _conflict(ticket.id, "merge", form, form.seen_event.data)
-    except service.TicketError as exc:
-        db.session.rollback()
-        form.target.errors = [str(exc)]
-        return _render_detail(db.session.get(Ticket, ticket.id), status=400, merge=form)
     flash(_("%(src)s を %(dst)s に統合しました。", src=ticket.ref, dst=target.ref), "success")
     return redirect(url_for("tickets.detail", ref=target.ref))
 

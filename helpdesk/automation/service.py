@@ -37,7 +37,7 @@ from helpdesk.tickets.models import CHANNELS, PRIORITIES, STATUSES, TIERS, Categ
 from helpdesk.api.events import ticket_data
 from helpdesk.api.models import WebhookSubscription
 from helpdesk.notify import service as notify
-from helpdesk.tickets import effects, repository, service as tickets
+from helpdesk.tickets import service as tickets
 
 logger = logging.getLogger(__name__)
 
@@ -290,17 +290,10 @@ def _act(session, rule: AutomationRule, ticket: Ticket, action: dict, actor: Act
 
 
 def _add_note(session, ticket: Ticket, body: str, actor: Actor) -> Comment:
-    """An internal note by the rule: the same rows and effects as a staff note (`tickets.add_comment`
-    refuses notes without a staff author, and a rule has none)."""
-    body = clean_input(body, 20_000) or actor.label
-    comment = Comment(ticket_id=ticket.id, author_id=None, body=body, is_public=False, via="automation")
-    session.add(comment)
-    session.flush()
-    repository.write_unversioned(session, ticket, updated_at=utcnow(),
-                                 search_text=tickets._search_text(session, ticket))
-    tickets._event(session, ticket, actor, "note", detail={"comment_id": comment.id})
-    effects.comment_added(session, ticket, actor, comment)
-    return comment
+    """An internal note by the rule: the ticket service's note written as the system (no author, no
+    status change; shown as 自動ルール（システム）)."""
+    return tickets.add_comment(session, ticket.id, clean_input(body, 20_000) or actor.label, actor, public=False,
+                               via="automation", system=True, commit=False)
 
 
 def _base_url() -> str:

@@ -429,9 +429,6 @@ class MailboxPoller:
             result = ingest_raw_mail(session, raw, max_bytes=limit)
         except Exception as exc:
             session.rollback()
-            # Rows written with insert_now() stay in the identity map after a rollback (SQLite may hand
-            # their ids out again): start the next message from an empty session.
-            session.expunge_all()
             if _is_database_down(exc):
                 # Not the message's fault: take the attempt back and stop the round (the caller backs off).
                 self._forget_attempt(conn, message.uid, key, attempt_flag, attempts)

@@ -365,9 +365,13 @@ def escalate(session, ticket_id: int, tier: str, reason: str, actor: Actor, *,
 # --- replies -------------------------------------------------------------------------------
 
 def add_comment(session, ticket_id: int, body: str, actor: Actor, *, public: bool = True, via: str = "web",
-                message_id: str | None = None, expected_version: int | None = None,
+                message_id: str | None = None, expected_version: int | None = None, system: bool = False,
                 commit: bool = True) -> Comment:
     """Add a public reply or an internal note; a requester's reply reopens a recently resolved ticket.
+
+    `system=True`: an internal note written by the desk itself (an automation rule; the actor has no
+    user): no author, allowed on a closed ticket, the status is left alone. It is written inside the
+    change that triggered it, so the ticket is taken as loaded (no row lock, no refresh).
 
     Replies never conflict with each other or with a concurrent field change: the ticket's row is
     locked (concurrent replies take turns, each seeing the other's text) and the reply's own writes to
@@ -376,21 +380,23 @@ def add_comment(session, ticket_id: int, body: str, actor: Actor, *, public: boo
     """
     from flask import current_app, has_app_context
 
-    ticket = repository.lock_ticket(session, ticket_id)
+    ticket = session.get(Ticket, ticket_id) if system else repository.lock_ticket(session, ticket_id)
     if ticket is None:
         raise NotFound(_l("チケットが見つかりません。"))
     _check_version(ticket, expected_version)
     body = clean_input(body, 100_000)
     if not body:
         raise TicketError(_l("本文を入力してください。"))
-    author = session.get(User, actor.user_id) if actor.user_id else None
-    from_staff = bool(author and author.is_staff)
+    if system and public:
+        raise ValueError("a system actor writes internal notes only")
+    author = session.get(User, actor.user_id) if actor.user_id and not system else None
+    from_staff = bool(author and author.is_staff) or system
     if not from_staff and not public:
         raise TicketError(_l("内部メモはヘルプデスクの担当者だけが書けます。"))
-    if ticket.status == "closed":
+    if ticket.status == "closed" and not system:
         raise TicketError(_l("このチケットは完了（クローズ）しています。新しいお問い合わせとして送信してください。"))
-    comment = Comment(ticket_id=ticket.id, author_id=actor.user_id, body=body, is_public=public, via=via,
-                      message_id=message_id)
+    comment = Comment(ticket_id=ticket.id, author_id=None if system else actor.user_id, body=body,
+                      is_public=public, via=via, message_id=message_id)
     session.add(comment)
     session.flush()
     activity = {"updated_at": utcnow(), "search_text": _search_text(session, ticket)}

@@ -56,6 +56,12 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def unknown_reference(exc) -> ApiError:
+    """422 for a named user / organisation that does not exist (tickets.requesters.UnknownReference)."""
+    return ApiError(422, "unknown-reference", str(exc),
+                    {field: [str(m) for m in messages] for field, messages in exc.field_errors.items()})
+
+
 def problem(status: int, kind: str, detail: str, errors: dict | None = None, headers: dict | None = None):
     body: dict[str, Any] = {"type": PROBLEM_BASE + kind, "title": _TITLES.get(status, "Error"),
                             "status": status, "detail": detail}

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import select
-
 from helpdesk import audit
-from helpdesk.accounts.models import Organisation, User
+from helpdesk.accounts.models import User
 from helpdesk.api import schemas as S
-from helpdesk.api.framework import ApiError
+from helpdesk.api.framework import ApiError, unknown_reference
 from helpdesk.audit import Actor
+from helpdesk.tickets import requesters
 from helpdesk.tickets import service as tickets
 
 #: Order of the structured fields on the ticket page (key, Japanese label).
 SUGGESTIONS = 3
+#: What a requester's token is told about a login id / organisation that is not its own.
+_ON_BEHALF = {"login_id": "このトークンでは自分のログインIDでしか送信できません。",
+              "organisation_code": "このトークンでは自分の組織でしか送信できません。"}
 
 
 def _subject(payload: S.HelpRequestCreate) -> str:
@@ -26,38 +28,13 @@ def _subject(payload: S.HelpRequestCreate) -> str:
 def file_help_request(session, user: User, payload: S.HelpRequestCreate, actor: Actor, *, kb,
                       ticket_url: Callable, article_url: Callable) -> S.HelpRequestResult:
     """Create the ticket (not committed: the API layer commits once) and pick the suggestions."""
-    login_id = payload.login_id.lower() if payload.login_id else None
-    requester: User | None = None
-    org: Organisation | None = None
-    if user.is_staff:
-        # An integration account files on behalf of any VDS user.
-        if login_id:
-            requester = session.scalar(select(User).where(User.email == login_id))
-        if payload.organisation_code:
-            org = session.scalar(select(Organisation).where(Organisation.code == payload.organisation_code))
-        if requester is not None and requester.organisation is not None:
-            org = requester.organisation
-        if requester is None and org is None:
-            errors = {}
-            if payload.organisation_code:
-                errors["organisation_code"] = [f"組織コード「{payload.organisation_code}」が見つかりません。"]
-            else:
-                errors["organisation_code"] = ["ログインIDが登録されていないため、組織コードが必要です。"]
-            if login_id:
-                errors["login_id"] = [f"ログインID「{login_id}」は登録されていません。"]
-            raise ApiError(422, "unknown-reference", "依頼者を特定できません。ログインIDか組織コードを確認してください。",
-                           errors)
-    else:
-        # A requester's own token may only file for itself.
-        errors = {}
-        if login_id and login_id != user.email:
-            errors["login_id"] = ["このトークンでは自分のログインIDでしか送信できません。"]
-        own_code = user.organisation.code if user.organisation else None
-        if payload.organisation_code and payload.organisation_code != own_code:
-            errors["organisation_code"] = ["このトークンでは自分の組織でしか送信できません。"]
-        if errors:
-            raise ApiError(403, "forbidden-on-behalf", "他の利用者・組織の代わりには送信できません。", errors)
-        requester, org = user, user.organisation
+    try:
+        requester, org = requesters.resolve_caller(session, user, login_id=payload.login_id,
+                                                   organisation_code=payload.organisation_code)
+    except requesters.OnBehalfRefused as exc:
+        raise ApiError(403, "forbidden-on-behalf", str(exc), {f: [_ON_BEHALF[f]] for f in exc.fields})
+    except requesters.UnknownReference as exc:
+        raise unknown_reference(exc)
     role = org.kind if org is not None else None
     query = "\n".join(p for p in (payload.message, payload.error_code, payload.screen_id) if p)
     hits = kb.suggest(query, role=role, k=SUGGESTIONS, lang=payload.lang) if kb is not None else []

@@ -10,7 +10,7 @@ from helpdesk import audit
 from helpdesk.accounts.models import Organisation, User
 from helpdesk.api import schemas as S
 from helpdesk.api import service
-from helpdesk.api.framework import ApiError, Param, Reply, actor, current_user_, operation
+from helpdesk.api.framework import ApiError, Param, Reply, actor, current_user_, operation, unknown_reference
 from helpdesk.common import to_tokyo
 from helpdesk.extensions import db
 from helpdesk.routing import external_url
@@ -145,11 +145,6 @@ def _creation_limit(user: User, act) -> None:
         raise ApiError(429, "too-many-tickets", refusal.detail(), headers={"Retry-After": str(refusal.retry_after)})
 
 
-def _unknown_reference(exc: requesters.UnknownReference) -> ApiError:
-    return ApiError(422, "unknown-reference", str(exc),
-                    {field: [str(m) for m in messages] for field, messages in exc.field_errors.items()})
-
-
 def _require_staff(what: str) -> None:
     if not current_user_().is_staff:
         raise ApiError(403, "staff-only", f"{what}はヘルプデスク担当者に紐づくトークンだけが行えます。")
@@ -216,7 +211,7 @@ def create_ticket(payload: S.TicketCreate):
         raise ApiError(403, "staff-only", "依頼者・組織・受付チャネルの指定はヘルプデスク担当者のトークンだけが行えます。",
                        {f: ["担当者のトークンだけが指定できます。"] for f in exc.fields})
     except requesters.UnknownReference as exc:
-        raise _unknown_reference(exc)
+        raise unknown_reference(exc)
     requester_id, organisation_id = filer.requester_id, filer.organisation_id
     custom_values = _custom_in(payload.custom_fields, payload.category)
     act = actor()
@@ -282,7 +277,7 @@ def update_ticket(ref: str, payload: S.TicketUpdate):
                        f"このチケットは更新されています（送信されたバージョン {expected}、現在 {exc.ticket.version}）。"
                        "最新の内容を取得してからもう一度送信してください。", headers=_etag(exc.ticket))
     except requesters.UnknownReference as exc:
-        raise _unknown_reference(exc)
+        raise unknown_reference(exc)
     if payload.custom_fields:
         try:
             cf.update_ticket_values(db.session, ticket.id, payload.custom_fields, act, error_key=_custom_key,

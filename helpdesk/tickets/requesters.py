@@ -83,3 +83,45 @@ def staff_by_email(session, email: str) -> User:
                                {"assignee": [_l("担当者「%(email)s」が見つからないか、担当者ではありません。",
                                                 email=email)]})
     return user
+
+
+class OnBehalfRefused(RequesterError):
+    """A requester named another login id or organisation than their own; `fields` are those inputs."""
+
+    def __init__(self, fields: list[str]):
+        super().__init__(_l("他の利用者・組織の代わりには送信できません。"))
+        self.fields = fields
+
+
+def resolve_caller(session, user: User, *, login_id: str | None = None,
+                   organisation_code: str | None = None) -> tuple[User | None, Organisation | None]:
+    """Who pressed the supported system's Help button: (requester, organisation).
+
+    Staff (an integration account) file for anyone: the user with `login_id` (case-insensitive) and
+    their organisation, else the organisation with `organisation_code` alone (an unknown caller);
+    UnknownReference when neither is found. A requester files only as themself (OnBehalfRefused
+    when naming another login id or organisation).
+    """
+    login_id = login_id.lower() if login_id else None
+    if not user.is_staff:
+        own_code = user.organisation.code if user.organisation else None
+        named = [name for name, given, own in (("login_id", login_id, user.email),
+                                                ("organisation_code", organisation_code, own_code))
+                 if given and given != own]
+        if named:
+            raise OnBehalfRefused(named)
+        return user, user.organisation
+    requester = session.scalar(select(User).where(User.email == login_id)) if login_id else None
+    org = None
+    if organisation_code:
+        org = session.scalar(select(Organisation).where(Organisation.code == organisation_code))
+    if requester is not None and requester.organisation is not None:
+        org = requester.organisation
+    if requester is None and org is None:
+        errors: dict[str, list] = {"organisation_code": [
+            _l("組織コード「%(code)s」が見つかりません。", code=organisation_code) if organisation_code
+            else _l("ログインIDが登録されていないため、組織コードが必要です。")]}
+        if login_id:
+            errors["login_id"] = [_l("ログインID「%(login_id)s」は登録されていません。", login_id=login_id)]
+        raise UnknownReference(_l("依頼者を特定できません。ログインIDか組織コードを確認してください。"), errors)
+    return requester, org

@@ -85,3 +85,26 @@ def test_update_assigns_by_email_after_the_version_check(db, make_ticket, make_u
     service.update_fields(db.session, ticket.id, actor, expected_version=ticket.version,
                           assignee_email=agent.email.upper())
     assert ticket.assignee_id == agent.id and ticket.status == "open"
+
+
+def test_help_button_caller_known_unknown_or_refused(db, make_org, make_user, agent):
+    clinic, other = make_org(code="HB-CLINIC"), make_org(code="HB-OTHER")
+    nurse = make_user(org=clinic, email="nurse@clinic.example.jp")
+    # Staff: a known login id (any case) brings its own organisation, whatever code was sent.
+    assert requesters.resolve_caller(db.session, agent, login_id="Nurse@Clinic.example.jp",
+                                     organisation_code="HB-OTHER") == (nurse, clinic)
+    # An unknown login id with a known organisation: the organisation alone.
+    assert requesters.resolve_caller(db.session, agent, login_id="new@clinic.example.jp",
+                                     organisation_code="HB-OTHER") == (None, other)
+    # Neither found: every input is named.
+    with pytest.raises(requesters.UnknownReference) as caught:
+        requesters.resolve_caller(db.session, agent, login_id="X@y.jp")
+    assert {k: [str(m) for m in v] for k, v in caught.value.field_errors.items()} == {
+        "organisation_code": ["ログインIDが登録されていないため、組織コードが必要です。"],
+        "login_id": ["ログインID「x@y.jp」は登録されていません。"]}
+    # A requester files as themself only.
+    assert requesters.resolve_caller(db.session, nurse, login_id="NURSE@clinic.example.jp",
+                                     organisation_code="HB-CLINIC") == (nurse, clinic)
+    with pytest.raises(requesters.OnBehalfRefused) as refused:
+        requesters.resolve_caller(db.session, nurse, login_id="someone@else.jp", organisation_code="HB-OTHER")
+    assert refused.value.fields == ["login_id", "organisation_code"]
